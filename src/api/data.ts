@@ -1,0 +1,53 @@
+import { isUtf8 } from 'node:buffer';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AppContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { decodeTags } from '../ingest/points.ts';
+import { sendJson } from './http.ts';
+
+const gunzipAsync = promisify(gunzip);
+
+/** The request body as text: gunzipped when sent so (bounded), valid UTF-8 only. */
+async function bodyText(req: FastifyRequest, maxBytes: number): Promise<string> {
+  if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new ApiError('E18006');
+  let body: Buffer = req.body;
+  const enc = String(req.headers['content-encoding'] ?? '').toLowerCase();
+  if (enc === 'gzip') {
+    try {
+      body = await gunzipAsync(body, { maxOutputLength: maxBytes });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new ApiError('E18005', `decompressed body exceeds ${maxBytes} bytes`);
+      throw new ApiError('E18125', (err as Error).message);
+    }
+    if (body.length === 0) throw new ApiError('E18006');
+  } else if (enc !== '' && enc !== 'identity') {
+    throw new ApiError('E18007', `unsupported Content-Encoding "${enc.slice(0, 32)}"`);
+  }
+  if (!isUtf8(body)) throw new ApiError('E18007', 'body is not valid UTF-8');
+  return body.toString('utf8');
+}
+
+/** Data push (text point format) and the sample read of the newest points. */
+export async function dataRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.post<{ Params: { repo: string }; Querystring: { tags?: string } }>(
+    '/v2/repos/:repo/data',
+    async (req, reply) => {
+      // Check the repo before the body so a wrong name answers E18102 even for a bad body.
+      ctx.repos.must(req.account, req.params.repo);
+      const text = await bodyText(req, ctx.config.maxBodyBytes);
+      const tags = req.query.tags ? decodeTags(req.query.tags) : undefined;
+      await ctx.repos.push(req.account, req.params.repo, text, tags);
+      return reply.send();
+    },
+  );
+
+  app.get<{ Params: { repo: string }; Querystring: { count?: string } }>('/v2/repos/:repo/data', async (req, reply) => {
+    const raw = req.query.count ?? '10';
+    const count = Number(raw);
+    if (!Number.isInteger(count) || count < 1 || count > 10) throw new ApiError('E18007', 'count must be an integer from 1 to 10');
+    const records = await ctx.repos.sample(req.account, req.params.repo, count);
+    return sendJson(reply, { records });
+  });
+}

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { verifyRequest } from '../auth/verify.ts';
+import type { AppContext } from '../context.ts';
+import { ApiError, AuthError } from '../errors.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Id of the authenticated account. */
+    account: string;
+  }
+}
+
+/** Paths served without authentication. */
+const PUBLIC = new Set(['/health']);
+
+/** Maps Fastify's own errors onto the catalogue. */
+function fromFastify(err: FastifyError): ApiError | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('E18005');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError('E18006');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ApiError('E18004');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ApiError('E18007', err.message);
+    default:
+      if (err.validation) return new ApiError('E18007', err.message);
+      return undefined;
+  }
+}
+
+function send(reply: FastifyReply, status: number, error: string): void {
+  void reply.code(status).header('content-type', 'application/json').send(JSON.stringify({ error }));
+}
+
+/**
+ * Request ids, authentication, body parsing and the error format shared by
+ * every route. Registered on the root instance before the resource routes.
+ */
+export function registerHttp(app: FastifyInstance, ctx: AppContext): void {
+  app.decorateRequest('account', '');
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    void reply.header('X-Reqid', req.id);
+    const path = req.url.split('?')[0] ?? '';
+    if (PUBLIC.has(path)) return;
+    if (req.headers['x-resource-owner'] !== undefined || req.headers['x-appid'] !== undefined) {
+      throw new ApiError('E18665', 'acting for another account (X-Resource-Owner, X-AppId) is not supported by this server');
+    }
+    const account = verifyRequest(ctx.accounts, { method: req.method, path, headers: req.headers }, { clockSkewMs: ctx.config.clockSkewMs });
+    req.account = account.id;
+  });
+
+  // Every body arrives as a Buffer; routes parse JSON themselves (jsonBody) so
+  // that content types sent by old clients and empty bodies never fail early.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  // The Go SDK parses error bodies only when Content-Type is exactly application/json.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    const ct = reply.getHeader('content-type');
+    if (typeof ct === 'string' && ct.startsWith('application/json') && ct !== 'application/json') {
+      void reply.header('content-type', 'application/json');
+    }
+    return payload;
+  });
+
+  app.setErrorHandler((err: FastifyError | ApiError | AuthError, req, reply) => {
+    if (err instanceof ApiError) return send(reply, err.status, err.wire);
+    if (err instanceof AuthError) return send(reply, 401, err.wire);
+    const mapped = fromFastify(err as FastifyError);
+    if (mapped) return send(reply, mapped.status, mapped.wire);
+    req.log.error({ error: err }, 'request failed');
+    return send(reply, 500, 'internal server error');
+  });
+
+  app.setNotFoundHandler((req, reply) => send(reply, 404, `not found: ${req.method} ${req.url.split('?')[0]}`));
+}
+
+/** Request id: 16 hex chars, unique enough to grep logs by. */
+export function genReqId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** Parses a JSON object body; an absent body is `{}`. Malformed JSON is E18007. */
+export function jsonBody(req: FastifyRequest): Record<string, unknown> {
+  const b = req.body;
+  if (b === undefined || b === null) return {};
+  const text = Buffer.isBuffer(b) ? b.toString('utf8') : typeof b === 'string' ? b : undefined;
+  if (text === undefined) return b as Record<string, unknown>;
+  if (text.trim() === '') return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('E18007', `body is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError('E18007', 'body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+const BIG = '\u0000BIG';
+const BIG_RE = /"\\u0000BIG(-?\d+)"/g;
+
+/** JSON text in which bigint values (int64 beyond 2^53) are written as exact integers. */
+export function toJson(body: unknown): string {
+  let big = false;
+  const text = JSON.stringify(body, (_k, v: unknown) => {
+    if (typeof v !== 'bigint') return v;
+    big = true;
+    return `${BIG}${v}`;
+  });
+  return big ? text.replace(BIG_RE, '$1') : text;
+}
+
+/** JSON reply with the exact content type the official clients expect. */
+export function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
+  return reply.header('content-type', 'application/json').send(toJson(body));
+}
+
+export const NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,127}$/;

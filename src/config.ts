@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** One account: an access key / secret key pair owning its own groups, repos and data. */
+export interface AccountConfig {
+  /** Stable id used for storage paths; must match ^[a-zA-Z0-9_-]{1,64}$. */
+  id: string;
+  accessKey: string;
+  secretKey: string;
+}
+
+export type FsyncMode = 'always' | 'interval' | 'never';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  accounts: AccountConfig[];
+  /** Allowed difference between a request's Date header and the server clock. */
+  clockSkewMs: number;
+  fsync: FsyncMode;
+  fsyncIntervalMs: number;
+  /** Largest accepted request body (after gzip decompression for data push). */
+  maxBodyBytes: number;
+  /** Largest single field value in a point (the reference's 100 KB). */
+  maxValueBytes: number;
+  segmentBytes: number;
+  retentionMs: number;
+  retentionBytes: number;
+  /** Regions this server serves; repos and groups must name one of them. */
+  regions: string[];
+  logLevel: string;
+}
+
+/** Every key, its environment variable, default and meaning; drives validation, docs and --help. */
+export const CONFIG_KEYS = [
+  ['port', 'PIPELINE_PORT', '9900', 'TCP port of the HTTP API'],
+  ['host', 'PIPELINE_HOST', '127.0.0.1', 'interface to listen on (0.0.0.0 for all)'],
+  ['dataDir', 'PIPELINE_DATA_DIR', './data', 'directory for metadata, repo logs and generated credentials'],
+  ['accessKey', 'PIPELINE_ACCESS_KEY', '', 'access key of the initial account (id "default")'],
+  ['secretKey', 'PIPELINE_SECRET_KEY', '', 'secret key of the initial account'],
+  ['clockSkew', 'PIPELINE_CLOCK_SKEW', '15m', 'allowed skew of a signed request\'s Date header'],
+  ['fsync', 'PIPELINE_FSYNC', 'always', 'always (durable before 200, group commit) | interval | never'],
+  ['fsyncInterval', 'PIPELINE_FSYNC_INTERVAL', '1s', 'flush period when fsync=interval'],
+  ['maxBodySize', 'PIPELINE_MAX_BODY_SIZE', '16MB', 'largest request body, after gzip decompression'],
+  ['maxValueSize', 'PIPELINE_MAX_VALUE_SIZE', '100KB', 'largest single field value of a point'],
+  ['segmentSize', 'PIPELINE_SEGMENT_SIZE', '64MB', 'repo log segment file size'],
+  ['retention', 'PIPELINE_RETENTION', '7d', 'drop repo data older than this (0 = keep forever)'],
+  ['retentionSize', 'PIPELINE_RETENTION_SIZE', '0', 'per-repo size cap in bytes, oldest segments first (0 = none)'],
+  ['regions', 'PIPELINE_REGIONS', 'nb', 'comma-separated regions this server serves'],
+  ['logLevel', 'PIPELINE_LOG_LEVEL', 'info', 'pino log level'],
+] as const;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZES: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+
+/** Parses "30s", "15m", "7d" or plain milliseconds. */
+export function parseDuration(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(v.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1));
+}
+
+/** Parses "16MB", "100KB" or plain bytes. */
+export function parseSize(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.floor(v) : undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(v.trim());
+  if (!m) return undefined;
+  return Math.floor(Number(m[1]) * (SIZES[(m[2] ?? 'b').toLowerCase()] ?? 1));
+}
+
+type Raw = Record<string, unknown>;
+
+/**
+ * Builds the configuration from an optional JSON file (PIPELINE_CONFIG, same
+ * keys as CONFIG_KEYS plus `accounts`) overlaid by environment variables.
+ * Validates everything at once and returns a frozen object.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw = {}): Config {
+  let file: Raw = {};
+  const problems: string[] = [];
+  if (env.PIPELINE_CONFIG) {
+    try {
+      file = JSON.parse(readFileSync(env.PIPELINE_CONFIG, 'utf8')) as Raw;
+    } catch (err) {
+      problems.push(`PIPELINE_CONFIG ${env.PIPELINE_CONFIG}: ${(err as Error).message}`);
+    }
+  }
+  const raw: Raw = {};
+  for (const [key, envName, def] of CONFIG_KEYS) {
+    raw[key] = overrides[key] ?? env[envName] ?? file[key] ?? def;
+  }
+  const str = (k: string): string => String(raw[k]);
+  const dur = (k: string): number => {
+    const v = parseDuration(raw[k] as string | number);
+    if (v === undefined) problems.push(`${k}: "${str(k)}" is not a duration (e.g. 30s, 15m, 7d)`);
+    return v ?? 0;
+  };
+  const size = (k: string): number => {
+    const v = parseSize(raw[k] as string | number);
+    if (v === undefined) problems.push(`${k}: "${str(k)}" is not a size (e.g. 512KB, 16MB)`);
+    return v ?? 0;
+  };
+  const port = Number(raw.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`port: "${str('port')}" is not a TCP port`);
+  const fsync = str('fsync');
+  if (!['always', 'interval', 'never'].includes(fsync)) problems.push(`fsync: "${fsync}" must be always, interval or never`);
+
+  const accounts: AccountConfig[] = [];
+  const fileAccounts = (overrides.accounts ?? file.accounts ?? []) as unknown;
+  if (!Array.isArray(fileAccounts)) problems.push('accounts: must be an array of {id, accessKey, secretKey}');
+  else for (const a of fileAccounts as Raw[]) accounts.push({ id: String(a.id), accessKey: String(a.accessKey), secretKey: String(a.secretKey) });
+  const ak = str('accessKey');
+  const sk = str('secretKey');
+  if (ak || sk) {
+    if (!ak || !sk) problems.push('accessKey and secretKey must be set together');
+    else accounts.unshift({ id: 'default', accessKey: ak, secretKey: sk });
+  }
+  const seen = new Set<string>();
+  for (const a of accounts) {
+    if (!/^[a-zA-Z0-9_-]{1,64}$/.test(a.id)) problems.push(`account id "${a.id}" must match ^[a-zA-Z0-9_-]{1,64}$`);
+    if (a.accessKey.length < 8 || a.secretKey.length < 16) problems.push(`account "${a.id}": access key needs >= 8 and secret key >= 16 characters`);
+    if (seen.has(a.accessKey)) problems.push(`access key of account "${a.id}" is used twice`);
+    seen.add(a.accessKey);
+  }
+  const cfg: Config = {
+    port,
+    host: str('host'),
+    dataDir: path.resolve(str('dataDir')),
+    accounts,
+    clockSkewMs: dur('clockSkew'),
+    fsync: fsync as FsyncMode,
+    fsyncIntervalMs: dur('fsyncInterval'),
+    maxBodyBytes: size('maxBodySize'),
+    maxValueBytes: size('maxValueSize'),
+    segmentBytes: size('segmentSize'),
+    retentionMs: dur('retention'),
+    retentionBytes: size('retentionSize'),
+    regions: str('regions').split(',').map((r) => r.trim()).filter(Boolean),
+    logLevel: str('logLevel'),
+  };
+  if (cfg.regions.length === 0) problems.push('regions: at least one region is needed');
+  if (cfg.maxBodyBytes < 1024) problems.push('maxBodySize: at least 1KB');
+  if (cfg.segmentBytes < 1024 * 1024) problems.push('segmentSize: at least 1MB');
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze(cfg);
+}

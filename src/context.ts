@@ -1,0 +1,24 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Accounts } from './auth/accounts.ts';
+import type { Config } from './config.ts';
+import type { LogStore } from './storage/log/types.ts';
+import type { MetaStore } from './storage/meta.ts';
+import type { RepoService } from './services/repos.ts';
+
+/** Shared resources of one server instance, built once in buildApp(). */
+export interface AppContext {
+  config: Config;
+  accounts: Accounts;
+  meta: MetaStore;
+  logs: LogStore;
+  repos: RepoService;
+  log: FastifyBaseLogger;
+  /** Hooks later components (transform runner, exports) register for lifecycle events. */
+  hooks: LifecycleHooks;
+}
+
+/** Events that runners subscribe to, so API code never imports runner code. */
+export interface LifecycleHooks {
+  groupStateChanged: Array<(account: string, group: string) => void>;
+  onClose: Array<() => Promise<void> | void>;
+}

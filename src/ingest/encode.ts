@@ -1,0 +1,200 @@
+/**
+ * Encoding JS values into the point wire format: the inverse of decodeLine,
+ * used to store rows computed by transforms. Output always passes
+ * parsePoints (apart from its size limit), so stored data has one shape no
+ * matter where it came from.
+ */
+import { ApiError } from '../errors.ts';
+import {
+  K_ARRAY, K_BOOLEAN, K_DATE, K_FLOAT, K_JSONSTRING, K_LONG, K_MAP, K_STRING, KIND_NAME,
+  nextStamp, type CompiledField, type CompiledSchema,
+} from './compiled.ts';
+import { escapeValue, isDate, isFloat, isLong, quote } from './scalars.ts';
+import type { Point } from './types.ts';
+
+function misfit(path: string, v: unknown, what: string): never {
+  let shownValue: string;
+  try {
+    shownValue = typeof v === 'bigint' ? `${v}n` : typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+  } catch {
+    shownValue = String(v);
+  }
+  throw new ApiError('E18110', `field "${path}": ${quote(shownValue)} is not ${what}`);
+}
+
+/** Integer text for a long, JSON-safe (no '+', no leading zeros), or null. */
+function longText(v: unknown): string | null {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) return null;
+    if (Number.isSafeInteger(v)) return String(v === 0 ? 0 : v);
+    v = BigInt(v); // exact: an integer-valued double converts without loss
+  }
+  if (typeof v === 'string') {
+    if (!isLong(v, 0, v.length)) return null;
+    v = BigInt(v);
+  }
+  if (typeof v === 'bigint') {
+    const s = v.toString();
+    return isLong(s, 0, s.length) ? s : null;
+  }
+  return null;
+}
+
+/** JSON number text for a float, or null. -0 keeps its sign. */
+function floatText(v: unknown): string | null {
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) return null;
+    return Object.is(v, -0) ? '-0' : String(v);
+  }
+  if (typeof v === 'bigint') {
+    const s = v.toString();
+    return isFloat(s, 0, s.length) ? s : null;
+  }
+  if (typeof v === 'string' && isFloat(v, 0, v.length)) return floatText(Number(v));
+  return null;
+}
+
+/** RFC 3339 text for a date: a Date, epoch milliseconds or RFC 3339 text. */
+function dateText(v: unknown): string | null {
+  if (typeof v === 'string') return isDate(v, 0, v.length) ? v : null;
+  const d = v instanceof Date ? v : typeof v === 'number' ? new Date(v) : null;
+  if (d === null || Number.isNaN(d.getTime())) return null;
+  const s = d.toISOString();
+  return isDate(s, 0, s.length) ? s : null; // years past 9999 are not RFC 3339
+}
+
+function jsonText(v: unknown): string | null {
+  try {
+    return JSON.stringify(v) ?? null;
+  } catch {
+    return null; // bigint, cycles
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function arrayJson(f: CompiledField, v: unknown): string {
+  if (!Array.isArray(v)) return misfit(f.path, v, 'an array');
+  const parts: string[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const e: unknown = v[i];
+    const t = f.elem === K_LONG ? longText(e) : f.elem === K_FLOAT ? floatText(e) : typeof e === 'string' ? JSON.stringify(e) : null;
+    if (t === null) misfit(`${f.path}[${i}]`, e, `a ${KIND_NAME[f.elem]}`);
+    parts.push(t);
+  }
+  return `[${parts.join(',')}]`;
+}
+
+function mapJson(f: CompiledField, v: unknown): string {
+  if (!isRecord(v)) return misfit(f.path, v, 'an object');
+  const cs = f.nested as CompiledSchema;
+  const stamp = nextStamp(cs);
+  const parts: string[] = [];
+  for (const key of Object.keys(v)) {
+    const value = v[key];
+    if (value === null || value === undefined) continue;
+    const nf = cs.byKey.get(key);
+    if (nf === undefined) throw new ApiError('E18110', `field "${f.path}.${key}": not in the schema`);
+    cs.stamps[nf.index] = stamp;
+    parts.push(`${JSON.stringify(key)}:${nestedJson(nf, value)}`);
+  }
+  for (const r of cs.required) {
+    if (cs.stamps[r.index] !== stamp) throw new ApiError('E18110', `field "${r.path}": required field is missing`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/** A value inside a map, as JSON. */
+function nestedJson(f: CompiledField, v: unknown): string {
+  let t: string | null;
+  switch (f.kind) {
+    case K_LONG:
+      t = longText(v);
+      break;
+    case K_FLOAT:
+      t = floatText(v);
+      break;
+    case K_STRING:
+      t = typeof v === 'string' ? JSON.stringify(v) : null;
+      break;
+    case K_DATE: {
+      const d = dateText(v);
+      t = d === null ? null : JSON.stringify(d);
+      break;
+    }
+    case K_BOOLEAN:
+      t = typeof v === 'boolean' ? String(v) : null;
+      break;
+    case K_JSONSTRING:
+      t = jsonText(v);
+      break;
+    case K_ARRAY:
+      return arrayJson(f, v);
+    default:
+      return mapJson(f, v);
+  }
+  return t ?? misfit(f.path, v, `a ${KIND_NAME[f.kind]}`);
+}
+
+/** A top-level value in wire form. */
+function wireValue(f: CompiledField, v: unknown): string {
+  let t: string | null;
+  switch (f.kind) {
+    case K_LONG:
+      t = longText(v);
+      break;
+    case K_FLOAT:
+      t = floatText(v);
+      break;
+    case K_STRING:
+      t = typeof v === 'string' ? escapeValue(v) : null;
+      break;
+    case K_JSONSTRING: {
+      const s = typeof v === 'string' ? v : jsonText(v);
+      t = s === null ? null : escapeValue(s);
+      break;
+    }
+    case K_DATE:
+      t = dateText(v);
+      break;
+    case K_BOOLEAN:
+      t = typeof v === 'boolean' ? String(v) : null;
+      break;
+    case K_ARRAY:
+      return arrayJson(f, v);
+    case K_MAP:
+      return mapJson(f, v);
+    default:
+      t = null;
+  }
+  return t ?? misfit(f.path, v, `a ${KIND_NAME[f.kind]}`);
+}
+
+/**
+ * Encodes a point as a wire line that parsePoints accepts: strings escaped
+ * (TAB, LF, CR, backslash), arrays and maps as JSON, Date objects (or epoch
+ * ms) as RFC 3339 with milliseconds, bigint longs exactly. null/undefined
+ * values are skipped. A point with no values encodes to '' (callers skip it).
+ *
+ * @throws ApiError E18111 for a key not in the schema; E18110 when a value
+ *   does not fit its field's type or a required field is missing
+ */
+export function encodePoint(point: Point, schema: CompiledSchema): string {
+  const stamp = nextStamp(schema);
+  let out = '';
+  for (const key of Object.keys(point)) {
+    const v = point[key];
+    if (v === null || v === undefined) continue;
+    const f = schema.byKey.get(key);
+    if (f === undefined) throw new ApiError('E18111', `field ${quote(key)}: not in the repo schema`);
+    schema.stamps[f.index] = stamp;
+    const text = wireValue(f, v);
+    out = out === '' ? f.keyEq + text : `${out}\t${f.keyEq}${text}`;
+  }
+  for (const r of schema.required) {
+    if (schema.stamps[r.index] !== stamp) throw new ApiError('E18110', `field "${r.path}": required field is missing`);
+  }
+  return out;
+}

@@ -1,0 +1,136 @@
+/**
+ * What crosses the plugin boundary, shared by the JavaScript and the Java
+ * runtime: points go in as JSON text, come back as JSON text, and are then
+ * parsed here by trusted code and cut down to the transform's declared
+ * `output` fields. Doing the enforcement on this side (not inside the
+ * sandbox) means a plugin can never hand the server an object with getters,
+ * prototypes or fields nobody declared.
+ */
+import type { Point } from '../ingest/types.ts';
+import { PluginRunError } from './errors.ts';
+
+/** One declared plugin output field (`plugin.output[]` of a transform). */
+export interface OutputField {
+  name: string;
+  type: 'string' | 'long' | 'float';
+}
+
+/** Prefix that marks a bigint inside JSON text sent to a plugin (U+0000 never starts a real value). */
+export const BIGINT_MARK = '\u0000n:';
+
+const INTEGER = /^[+-]?\d+$/;
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * Serialises input points for a plugin. Longs beyond 2^53 arrive as bigint;
+ * plain JSON.stringify throws on them, so only then do we pay for a replacer
+ * that writes them as marked strings (`big` tells the reader to revive them).
+ */
+export function pointsToJson(points: readonly Point[]): { json: string; big: boolean } {
+  try {
+    return { json: JSON.stringify(points), big: false };
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    const json = JSON.stringify(points, (_k, v: unknown) => (typeof v === 'bigint' ? BIGINT_MARK + v.toString() : v));
+    return { json, big: true };
+  }
+}
+
+/**
+ * Parses a plugin's JSON output and enforces the declared output fields.
+ * @param label names the plugin in error messages, e.g. `plugin "com.x.Parser"`.
+ * @throws PluginRunError when the text is not a JSON array or a value does not fit its field.
+ */
+export function decodeOutput(json: string, output: readonly OutputField[], label: string): Point[] {
+  let rows: unknown;
+  try {
+    rows = JSON.parse(json);
+  } catch (err) {
+    throw new PluginRunError(`${label} produced output that is not JSON`, { cause: err });
+  }
+  return enforceOutput(rows, output, label);
+}
+
+/**
+ * Keeps only declared fields of each output point and coerces their values:
+ * long takes integer numbers or integer strings (bigint beyond 2^53), float
+ * takes numbers or decimal strings, string takes any primitive (String(v)) or
+ * object (JSON). null/undefined values are omitted, null/undefined points
+ * are skipped.
+ * @throws PluginRunError naming the field and the offending value.
+ */
+export function enforceOutput(rows: unknown, output: readonly OutputField[], label: string): Point[] {
+  if (!Array.isArray(rows)) throw new PluginRunError(`${label} returned ${kindOf(rows)}, expected an array of points`);
+  const points: Point[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    const row: unknown = rows[i];
+    if (row === null || row === undefined) continue;
+    if (typeof row !== 'object' || Array.isArray(row)) {
+      throw new PluginRunError(`${label} returned ${kindOf(row)} as output point #${i}, expected an object`);
+    }
+    const src = row as Record<string, unknown>;
+    const point: Point = {};
+    for (const field of output) {
+      // Own properties only: an output named like an Object.prototype member must not pick up inherited values.
+      if (!Object.hasOwn(src, field.name)) continue;
+      const value = src[field.name];
+      if (value === null || value === undefined) continue;
+      const coerced = coerce(value, field.type);
+      if (coerced === undefined) {
+        throw new PluginRunError(
+          `${label}: output field "${field.name}" is declared ${field.type} but output point #${i} has ${preview(value)}`,
+        );
+      }
+      // "__proto__" is a legal field name; plain assignment would set the prototype instead.
+      if (field.name === '__proto__') Object.defineProperty(point, field.name, { value: coerced, enumerable: true, writable: true, configurable: true });
+      else point[field.name] = coerced;
+    }
+    points.push(point);
+  }
+  return points;
+}
+
+/** Coerces one value to a declared type; undefined means "does not fit". */
+export function coerce(value: unknown, type: OutputField['type']): unknown {
+  switch (type) {
+    case 'long':
+      if (typeof value === 'number') return Number.isInteger(value) ? value : undefined;
+      if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value;
+      if (typeof value === 'string') {
+        const s = value.trim();
+        if (!INTEGER.test(s)) return undefined;
+        const n = Number(s);
+        return Number.isSafeInteger(n) ? n : BigInt(s);
+      }
+      return undefined;
+    case 'float':
+      if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+      if (typeof value === 'bigint') return Number(value);
+      if (typeof value === 'string') {
+        const s = value.trim();
+        return DECIMAL.test(s) ? Number(s) : undefined;
+      }
+      return undefined;
+    case 'string':
+      if (typeof value === 'string') return value;
+      if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+      if (typeof value === 'object') return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      return undefined;
+  }
+}
+
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+function preview(v: unknown): string {
+  let text: string;
+  try {
+    text = typeof v === 'string' ? JSON.stringify(v) : typeof v === 'bigint' ? `${v}n` : (JSON.stringify(v) ?? String(v));
+  } catch {
+    text = String(v);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}

@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config.ts';
+import { ApiError } from '../errors.ts';
+import { compileSchema, decodeLine, parsePoints, type CompiledSchema } from '../ingest/points.ts';
+import { checkSchemaUpdate, validateSchema } from '../ingest/schema.ts';
+import type { Point, SchemaField } from '../ingest/types.ts';
+import type { LogStore, RepoLog } from '../storage/log/types.ts';
+import type { MetaStore, RepoRow } from '../storage/meta.ts';
+
+const NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,127}$/;
+
+/** Fields of a create request kept as they were sent (the SDK sends more than the reference). */
+const EXTRA_KEYS = ['description', 'options', 'workflow', 'ruleNames'] as const;
+
+export interface CreateRepoInput {
+  region?: unknown;
+  group?: unknown;
+  schema?: unknown;
+  [k: string]: unknown;
+}
+
+/**
+ * Repos and their data: the rules shared by the repos API, data push and the
+ * transforms that create and feed derived repos.
+ */
+export class RepoService {
+  private readonly schemas = new Map<string, { version: string; compiled: CompiledSchema }>();
+
+  constructor(
+    private readonly meta: MetaStore,
+    private readonly logs: LogStore,
+    private readonly config: Config,
+  ) {}
+
+  /** Where a repo's log lives: unique per incarnation of the name. */
+  static logKey(account: string, repo: Pick<RepoRow, 'name' | 'uid'>): string {
+    return `${account}/${repo.name}.${repo.uid}`;
+  }
+
+  /** Validates the name (E18103) and returns the repo (E18102 when missing). */
+  must(account: string, name: string): RepoRow {
+    if (!NAME_RE.test(name)) throw new ApiError('E18103', `"${name.slice(0, 64)}" must match ^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`);
+    const r = this.meta.getRepo(account, name);
+    if (!r) throw new ApiError('E18102', name);
+    return r;
+  }
+
+  /** Creates a repo after validating every field; nothing is stored when any check fails. */
+  create(account: string, name: string, input: CreateRepoInput, opts: { derivedFrom?: string } = {}): RepoRow {
+    if (!NAME_RE.test(name)) throw new ApiError('E18103', `"${name.slice(0, 64)}" must match ^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`);
+    const region = input.region ?? this.config.regions[0];
+    if (typeof region !== 'string' || !this.config.regions.includes(region)) {
+      throw new ApiError('E18212', `"${String(region)}"; this server serves ${this.config.regions.join(', ')}`);
+    }
+    const schema = validateSchema(input.schema);
+    let group: string | null = null;
+    if (input.group !== undefined && input.group !== null && input.group !== '') {
+      if (typeof input.group !== 'string') throw new ApiError('E18120', 'group must be a group name');
+      const g = this.meta.getGroup(account, input.group);
+      if (!g) throw new ApiError('E18120', input.group);
+      if (g.region !== region) throw new ApiError('E18222', `group ${g.name} is in region ${g.region}, the repo in ${region}`);
+      group = g.name;
+    }
+    const extra: Record<string, unknown> = {};
+    for (const k of EXTRA_KEYS) if (input[k] !== undefined) extra[k] = input[k];
+    const now = new Date().toISOString();
+    const row: RepoRow = {
+      name, uid: randomBytes(6).toString('hex'), region, group, schema,
+      derivedFrom: opts.derivedFrom ?? null, extra, createTime: now, updateTime: now,
+    };
+    this.meta.tx(() => {
+      if (this.meta.getRepo(account, name)) throw new ApiError('E18101', name);
+      this.meta.insertRepo(account, row);
+    });
+    return row;
+  }
+
+  /** Replaces the schema with a compatible one (fields added, required relaxed). */
+  updateSchema(account: string, name: string, rawSchema: unknown): RepoRow {
+    const next = validateSchema(rawSchema);
+    return this.meta.tx(() => {
+      const cur = this.must(account, name);
+      checkSchemaUpdate(cur.schema, next);
+      const now = new Date().toISOString();
+      this.meta.updateRepoSchema(account, name, next, now);
+      return { ...cur, schema: next, updateTime: now };
+    });
+  }
+
+  /** Grows the schema by fields that are not there yet (derived repos whose transform added output). */
+  growSchema(account: string, name: string, added: SchemaField[]): void {
+    if (added.length === 0) return;
+    this.meta.tx(() => {
+      const cur = this.must(account, name);
+      const have = new Set(cur.schema.map((f) => f.key));
+      const next = [...cur.schema, ...added.filter((f) => !have.has(f.key)).map((f) => ({ ...f, required: false }))];
+      this.meta.updateRepoSchema(account, name, next, new Date().toISOString());
+    });
+  }
+
+  /**
+   * Deletes a repo: refused while transforms or exports hang off it (E18112)
+   * and, unless `viaTransform`, when a transform writes it (E18206). The data
+   * goes only after the metadata delete committed.
+   */
+  async delete(account: string, name: string, opts: { viaTransform?: boolean } = {}): Promise<void> {
+    const row = this.meta.tx(() => {
+      const r = this.must(account, name);
+      if (r.derivedFrom && !opts.viaTransform) throw new ApiError('E18206', `${name} is written by transform ${r.derivedFrom}`);
+      const deps = this.meta.dependents(account, name);
+      if (deps.transforms.length || deps.exports.length) {
+        const list = [...deps.transforms.map((t) => `transform ${t}`), ...deps.exports.map((e) => `export ${e}`)];
+        throw new ApiError('E18112', `${name} still feeds ${list.join(', ')}`);
+      }
+      this.meta.deleteRepo(account, name);
+      return r;
+    });
+    this.schemas.delete(RepoService.logKey(account, row));
+    await this.logs.remove(RepoService.logKey(account, row));
+  }
+
+  /** The repo's log, opened on first use. */
+  log(account: string, repo: RepoRow): Promise<RepoLog> {
+    return this.logs.open(RepoService.logKey(account, repo));
+  }
+
+  /** The compiled schema, cached until the repo's schema changes. */
+  compiled(account: string, repo: RepoRow): CompiledSchema {
+    const key = RepoService.logKey(account, repo);
+    const hit = this.schemas.get(key);
+    if (hit && hit.version === repo.updateTime) return hit.compiled;
+    const compiled = compileSchema(repo.schema);
+    this.schemas.set(key, { version: repo.updateTime, compiled });
+    return compiled;
+  }
+
+  /** Validates and durably appends one request's points (all or nothing). Returns how many. */
+  async push(account: string, name: string, text: string, tags?: string): Promise<number> {
+    const repo = this.must(account, name);
+    if (repo.derivedFrom) throw new ApiError('E18223', `${name} is written by transform ${repo.derivedFrom}`);
+    const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
+    const log = await this.log(account, repo);
+    await log.append(lines);
+    return lines.length;
+  }
+
+  /** The newest `count` points, oldest first. */
+  async sample(account: string, name: string, count: number): Promise<Point[]> {
+    const repo = this.must(account, name);
+    const log = await this.log(account, repo);
+    const from = Math.max(log.startOffset(), log.endOffset() - count);
+    const { lines } = await log.read(from, count);
+    const schema = this.compiled(account, repo);
+    return lines.map((l) => decodeLine(l, schema));
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * RFC 3339 <-> DuckDB TIMESTAMP (microseconds since the Unix epoch, UTC).
+ *
+ * Parsing is hand-written rather than `Date.parse` because Date keeps only
+ * milliseconds and the loader parses up to a million values per run: a
+ * charCode scanner is several times faster and keeps microseconds.
+ */
+
+const TWO_32 = 4294967296;
+/** |seconds| below this keep seconds * 1e6 + micros under 2^53 (years ~1685..2255). */
+const SAFE_SECONDS = 9_000_000_000;
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+function daysFromCivil(y: number, m: number, d: number): number {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/** Two ASCII digits at `i` as a number, or NaN. */
+function digits2(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : NaN;
+}
+
+/**
+ * Parses an RFC 3339 date-time (`2017-01-02T03:04:05.123456789+08:00`,
+ * `...Z`) into UTC seconds and a microsecond fraction; digits beyond
+ * microseconds are truncated. Returns null when `s` is not such a string.
+ */
+export function parseRfc3339(s: string): { seconds: number; micros: number } | null {
+  if (s.length < 20 || s.charCodeAt(4) !== 45 /* - */ || s.charCodeAt(7) !== 45) return null;
+  const y = digits2(s, 0) * 100 + digits2(s, 2);
+  const mo = digits2(s, 5);
+  const d = digits2(s, 8);
+  const sep = s.charCodeAt(10);
+  if (sep !== 84 /* T */ && sep !== 116 /* t */ && sep !== 32 /* space */) return null;
+  const h = digits2(s, 11);
+  const mi = digits2(s, 14);
+  const sec = digits2(s, 17);
+  if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return null;
+  if (!(mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && sec <= 60)) return null;
+  let i = 19;
+  let micros = 0;
+  if (s.charCodeAt(i) === 46 /* . */) {
+    i++;
+    let n = 0;
+    for (let c = s.charCodeAt(i) - 48; c >= 0 && c <= 9; c = s.charCodeAt(++i) - 48) {
+      if (n < 6) micros = micros * 10 + c;
+      n++;
+    }
+    if (n === 0) return null;
+    for (; n < 6; n++) micros *= 10;
+  }
+  let offset = 0;
+  const z = s.charCodeAt(i);
+  if (z === 90 /* Z */ || z === 122 /* z */) {
+    i++;
+  } else if (z === 43 /* + */ || z === 45 /* - */) {
+    const oh = digits2(s, i + 1);
+    const om = digits2(s, i + 4);
+    if (s.charCodeAt(i + 3) !== 58 || !(oh <= 23 && om <= 59)) return null;
+    offset = (z === 43 ? 1 : -1) * (oh * 3600 + om * 60);
+    i += 6;
+  } else {
+    return null;
+  }
+  if (i !== s.length) return null;
+  const seconds = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+  return Number.isFinite(seconds) ? { seconds, micros } : null;
+}
+
+/**
+ * Writes an RFC 3339 string as int64 microseconds into `out` (little-endian
+ * int32 pairs) at row `i`. Returns false when the string does not parse.
+ * Avoids BigInt on the hot path: it would allocate once per value.
+ */
+export function writeRfc3339Micros(s: string, out: Int32Array, i: number): boolean {
+  const p = parseRfc3339(s);
+  if (p === null) return false;
+  if (Math.abs(p.seconds) < SAFE_SECONDS) {
+    writeInt64(out, i, p.seconds * 1_000_000 + p.micros);
+  } else {
+    const v = BigInt(p.seconds) * 1_000_000n + BigInt(p.micros);
+    new BigInt64Array(out.buffer, out.byteOffset, out.length >>> 1)[i] = BigInt.asIntN(64, v);
+  }
+  return true;
+}
+
+/** Writes a safe integer as little-endian int64 at row `i` of an int32-pair buffer. */
+export function writeInt64(out: Int32Array, i: number, v: number): void {
+  // `>>> 0` is exact modulo 2^32 for any integer-valued double; the division
+  // by a power of two is exact too, so no precision is lost below 2^53.
+  out[2 * i] = v >>> 0;
+  out[2 * i + 1] = Math.floor(v / TWO_32);
+}
+
+const pad2 = (n: number): string => (n < 10 ? '0' : '') + n;
+
+/**
+ * Formats a UTC instant (whole seconds since the epoch plus a fraction in
+ * nanoseconds) as RFC 3339 with 'Z'. The fraction is trimmed of trailing
+ * zeros, like Go's RFC3339Nano, so whole seconds carry none.
+ */
+function formatUtc(seconds: bigint, nanos: number): string | undefined {
+  const ms = Number(seconds) * 1000;
+  const date = new Date(ms);
+  if (Number.isNaN(date.getTime())) return undefined;
+  const y = date.getUTCFullYear();
+  if (y < 0 || y > 9999) return undefined;
+  let frac = '';
+  if (nanos !== 0) frac = '.' + String(nanos).padStart(9, '0').replace(/0+$/, '');
+  return (
+    String(y).padStart(4, '0') + '-' + pad2(date.getUTCMonth() + 1) + '-' + pad2(date.getUTCDate()) +
+    'T' + pad2(date.getUTCHours()) + ':' + pad2(date.getUTCMinutes()) + ':' + pad2(date.getUTCSeconds()) +
+    frac + 'Z'
+  );
+}
+
+/** Floor division and non-negative remainder for bigint. */
+function divmod(v: bigint, d: bigint): [bigint, bigint] {
+  const q = v / d;
+  const r = v % d;
+  return r < 0n ? [q - 1n, r + d] : [q, r];
+}
+
+/** RFC 3339 (UTC, 'Z') for DuckDB microseconds; undefined for ±infinity or years outside 0..9999. */
+export function formatMicros(micros: bigint): string | undefined {
+  const [s, us] = divmod(micros, 1_000_000n);
+  return formatUtc(s, Number(us) * 1000);
+}
+
+/** RFC 3339 (UTC, 'Z') for DuckDB nanoseconds (TIMESTAMP_NS). */
+export function formatNanos(nanos: bigint): string | undefined {
+  const [s, ns] = divmod(nanos, 1_000_000_000n);
+  return formatUtc(s, Number(ns));
+}
