@@ -17,12 +17,17 @@ const schema = compileSchema(
 );
 
 const POINTS_PER_BODY = 5000;
+const ROLES = ['web', 'api', 'db', 'cache', 'mq', 'edge'];
 const lines: string[] = [];
 for (let i = 0; i < POINTS_PER_BODY; i++) {
-  const ns = String(123456789 + i).padStart(9, '0');
+  // Deterministic values; timestamps alternate between the two shapes SDKs
+  // send (UTC with milliseconds, +08:00 with nanoseconds).
+  const ts = i % 2 === 0
+    ? new Date(1483297445000 + i * 1000).toISOString()
+    : `2017-01-02T03:04:05.${String(123456789 + i).padStart(9, '0')}+08:00`;
   lines.push(
-    `host=web-${String(i % 1000).padStart(4, '0')}.example.com\tlatency=${(i * 7919) % 100000}` +
-      `\tcpu=${((i * 13) % 10000) / 100}\tregion=cn-east-${i % 4}\tts=2017-01-02T03:04:05.${ns}+08:00`,
+    `host=${ROLES[i % ROLES.length]}-${String(i % 500).padStart(3, '0')}.nb\tlatency=${(i * 7919) % 100000}` +
+      `\tcpu=${((i * 13) % 10000) / 100}\tregion=cn-east-${i % 4}\tts=${ts}`,
   );
 }
 const body = `${lines.join('\n')}\n`;

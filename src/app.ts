@@ -4,7 +4,15 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { dataRoutes } from './api/data.ts';
 import { groupRoutes } from './api/groups.ts';
 import { genReqId, registerHttp, sendJson } from './api/http.ts';
+import { pluginRoutes } from './api/plugins.ts';
 import { repoRoutes } from './api/repos.ts';
+import { transformRoutes } from './api/transforms.ts';
+import { JsPluginRuntime } from './plugins/js-runtime.ts';
+import { JvmPluginRuntime } from './plugins/jvm-runtime.ts';
+import { PluginService } from './services/plugins.ts';
+import { SqlEngine } from './sql/engine.ts';
+import { TransformRunner } from './transforms/runner.ts';
+import { TransformService } from './transforms/service.ts';
 import { Accounts, ensureGeneratedAccount } from './auth/accounts.ts';
 import type { AccountConfig, Config } from './config.ts';
 import type { AppContext } from './context.ts';
@@ -69,14 +77,26 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     retentionMs: config.retentionMs,
     retentionBytes: config.retentionBytes,
   });
+  const repos = new RepoService(meta, logs, config);
+  const sql = await SqlEngine.create({ memoryLimit: config.sqlMemory, threads: config.sqlThreads, tempDir: path.join(config.dataDir, 'tmp', 'duckdb') });
+  const js = new JsPluginRuntime({ workers: config.pluginWorkers, timeoutMs: config.pluginTimeoutMs, memoryMb: config.pluginMemoryMb });
+  const jvm = new JvmPluginRuntime({ timeoutMs: config.pluginTimeoutMs, workDir: path.join(config.dataDir, 'tmp', 'jvm') });
+  const plugins = new PluginService(meta, path.join(config.dataDir, 'plugins'), js, jvm);
+  const runner = new TransformRunner(
+    { meta, repos, sql, plugins, maxPointsPerRun: config.transformBatch, sqlTimeoutMs: config.sqlTimeoutMs, failpoint: process.env.PIPELINE_FAILPOINT },
+    { defaultSlots: config.transformSlots, firstRunDelayMs: 1000, log: app.log },
+  );
   const ctx: AppContext = {
     config,
     accounts: new Accounts(accountList),
     meta,
     logs,
-    repos: new RepoService(meta, logs, config),
+    repos,
+    plugins,
+    runner,
+    transforms: new TransformService(meta, repos, sql, plugins, runner),
     log: app.log,
-    hooks: { groupStateChanged: [], onClose: [] },
+    hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group)], onClose: [] },
   };
   if (swept) app.log.info({ swept }, 'removed logs of deleted repos');
 
@@ -95,6 +115,9 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   await app.register(async (scope) => groupRoutes(scope, ctx));
   await app.register(async (scope) => repoRoutes(scope, ctx));
   await app.register(async (scope) => dataRoutes(scope, ctx));
+  await app.register(async (scope) => transformRoutes(scope, ctx));
+  await app.register(async (scope) => pluginRoutes(scope, ctx));
+  runner.start();
 
   const retention = setInterval(() => {
     logs.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'retention failed'));
@@ -105,6 +128,8 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     closing = true;
     clearInterval(retention);
     for (const fn of ctx.hooks.onClose) await fn();
+    await runner.close();
+    await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
     await logs.close();
     meta.close();
   });

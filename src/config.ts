@@ -30,6 +30,14 @@ export interface Config {
   /** Regions this server serves; repos and groups must name one of them. */
   regions: string[];
   logLevel: string;
+  sqlMemory: string;
+  sqlThreads: number;
+  sqlTimeoutMs: number;
+  transformSlots: number;
+  transformBatch: number;
+  pluginWorkers: number;
+  pluginTimeoutMs: number;
+  pluginMemoryMb: number;
 }
 
 /** Every key, its environment variable, default and meaning; drives validation, docs and --help. */
@@ -49,6 +57,14 @@ export const CONFIG_KEYS = [
   ['retentionSize', 'PIPELINE_RETENTION_SIZE', '0', 'per-repo size cap in bytes, oldest segments first (0 = none)'],
   ['regions', 'PIPELINE_REGIONS', 'nb', 'comma-separated regions this server serves'],
   ['logLevel', 'PIPELINE_LOG_LEVEL', 'info', 'pino log level'],
+  ['sqlMemory', 'PIPELINE_SQL_MEMORY', '1GB', 'DuckDB memory limit shared by transform SQL'],
+  ['sqlThreads', 'PIPELINE_SQL_THREADS', '2', 'DuckDB worker threads'],
+  ['sqlTimeout', 'PIPELINE_SQL_TIMEOUT', '60s', 'longest a transform\'s SQL may run before it is interrupted'],
+  ['transformSlots', 'PIPELINE_TRANSFORM_SLOTS', '2', 'concurrent runs of transforms whose repo has no group'],
+  ['transformBatch', 'PIPELINE_TRANSFORM_BATCH', '1000000', 'most source points one transform run reads'],
+  ['pluginWorkers', 'PIPELINE_PLUGIN_WORKERS', '2', 'worker threads for JavaScript plugins'],
+  ['pluginTimeout', 'PIPELINE_PLUGIN_TIMEOUT', '30s', 'longest a plugin may take over one batch'],
+  ['pluginMemory', 'PIPELINE_PLUGIN_MEMORY', '256MB', 'heap limit of each plugin worker'],
 ] as const;
 
 export class ConfigError extends Error {
@@ -109,6 +125,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     if (v === undefined) problems.push(`${k}: "${str(k)}" is not a size (e.g. 512KB, 16MB)`);
     return v ?? 0;
   };
+  const int = (k: string, min: number, max: number): number => {
+    const v = Number(raw[k]);
+    if (!Number.isInteger(v) || v < min || v > max) problems.push(`${k}: "${str(k)}" must be an integer from ${min} to ${max}`);
+    return v;
+  };
   const port = Number(raw.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`port: "${str('port')}" is not a TCP port`);
   const fsync = str('fsync');
@@ -146,7 +167,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     retentionBytes: size('retentionSize'),
     regions: str('regions').split(',').map((r) => r.trim()).filter(Boolean),
     logLevel: str('logLevel'),
+    sqlMemory: str('sqlMemory'),
+    sqlThreads: int('sqlThreads', 1, 64),
+    sqlTimeoutMs: dur('sqlTimeout'),
+    transformSlots: int('transformSlots', 1, 256),
+    transformBatch: int('transformBatch', 1, 100_000_000),
+    pluginWorkers: int('pluginWorkers', 1, 64),
+    pluginTimeoutMs: dur('pluginTimeout'),
+    pluginMemoryMb: Math.floor(size('pluginMemory') / 1024 / 1024),
   };
+  if (!/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(cfg.sqlMemory)) problems.push(`sqlMemory: "${cfg.sqlMemory}" must be a size like 512MB or 2GB`);
+  if (cfg.pluginMemoryMb < 16) problems.push('pluginMemory: at least 16MB');
   if (cfg.regions.length === 0) problems.push('regions: at least one region is needed');
   if (cfg.maxBodyBytes < 1024) problems.push('maxBodySize: at least 1KB');
   if (cfg.segmentBytes < 1024 * 1024) problems.push('segmentSize: at least 1MB');

@@ -3,7 +3,10 @@ import type { Accounts } from './auth/accounts.ts';
 import type { Config } from './config.ts';
 import type { LogStore } from './storage/log/types.ts';
 import type { MetaStore } from './storage/meta.ts';
+import type { PluginService } from './services/plugins.ts';
 import type { RepoService } from './services/repos.ts';
+import type { TransformRunner } from './transforms/runner.ts';
+import type { TransformService } from './transforms/service.ts';
 
 /** Shared resources of one server instance, built once in buildApp(). */
 export interface AppContext {
@@ -12,6 +15,9 @@ export interface AppContext {
   meta: MetaStore;
   logs: LogStore;
   repos: RepoService;
+  plugins: PluginService;
+  transforms: TransformService;
+  runner: TransformRunner;
   log: FastifyBaseLogger;
   /** Hooks later components (transform runner, exports) register for lifecycle events. */
   hooks: LifecycleHooks;

@@ -53,11 +53,14 @@ export const ERRORS = {
   E18221: [400, 'invalid group name'],
   E18222: [400, 'group region does not match'],
   E18223: [400, 'cannot push data into a transform destination repo'],
+  E18229: [400, 'destination repo schema does not accept the transform output'],
   E18301: [409, 'export already exists'],
   E18302: [404, 'export does not exist'],
   E18303: [400, 'cannot submit export'],
   E18304: [400, 'cannot delete export'],
   E18305: [400, 'invalid export spec'],
+  E18617: [400, 'invalid transform plugin'],
+  E18660: [400, 'invalid transform update'],
   E18665: [403, 'access denied'],
 } as const satisfies Record<string, readonly [number, string]>;
 

@@ -40,6 +40,16 @@ function here(): string {
   return P >= S.length ? 'end of value' : quote(S.slice(P, P + 65));
 }
 
+/** The token at the current position (up to a delimiter), for messages. */
+function token(): string {
+  let i = P;
+  for (; i < S.length && i - P < 64; i++) {
+    const c = S.charCodeAt(i);
+    if (c === 44 || c === 93 || c === 125 || c === 58 || c === 32 || c === 92) break;
+  }
+  return i === P ? here() : quote(S.slice(P, i));
+}
+
 /** Sets o[k] = v, also for k = "__proto__" (which must not change the prototype). */
 export function setProp(o: Record<string, unknown>, k: string, v: unknown): void {
   if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
@@ -118,7 +128,7 @@ function longValue(path: string, idx: number): unknown {
   const start = number();
   if (start < 0 || !NUM_INT) {
     P = from;
-    fail('E18110', at(path, idx), `${here()} is not a long`);
+    fail('E18110', at(path, idx), `${token()} is not a long`);
   }
   if (!isLong(S, start, P)) fail('E18110', at(path, idx), `${quote(S.slice(start, P))} is out of the int64 range`);
   return BUILD ? decodeLong(S.slice(start, P)) : undefined;
@@ -129,7 +139,7 @@ function floatValue(path: string, idx: number): unknown {
   const start = number();
   if (start < 0) {
     P = from;
-    fail('E18110', at(path, idx), `${here()} is not a float`);
+    fail('E18110', at(path, idx), `${token()} is not a float`);
   }
   const n = Number(S.slice(start, P));
   if (!Number.isFinite(n)) fail('E18110', at(path, idx), `${quote(S.slice(start, P))} is out of the float64 range`);
@@ -273,7 +283,7 @@ function typedValue(f: CompiledField): unknown {
         P += 5;
         return false;
       }
-      return fail('E18110', f.path, `${here()} is not a boolean`);
+      return fail('E18110', f.path, `${token()} is not a boolean`);
     case K_JSONSTRING:
       return anyValue(f.path, 0);
     case K_ARRAY:
@@ -339,7 +349,7 @@ function anyValue(path: string, depth: number): unknown {
   const start = number();
   if (start < 0) {
     P = from;
-    fail('E18110', path, `${here()} is not valid JSON`);
+    fail('E18110', path, `${token()} is not valid JSON`);
   }
   const n = Number(S.slice(start, P));
   if (!Number.isFinite(n)) fail('E18110', path, `${quote(S.slice(start, P))} is out of the float64 range`);

@@ -127,6 +127,8 @@ function checkFields(line: string, cs: CompiledSchema, stamp: number, lineNo: nu
 }
 
 function compileTags(tags: string, cs: CompiledSchema, max: number): Tag[] {
+  // Tags are appended to stored lines, which must stay single lines.
+  if (tags.includes('\n')) throw new ApiError('E18138', 'tags must be a single line');
   const stamp = nextStamp(cs);
   checkFields(tags, cs, stamp, 0, max);
   const out: Tag[] = [];

@@ -123,9 +123,9 @@ export async function compilePlugin(code: string, identifier: string): Promise<S
       identifier,
       // Without this callback Node rejects import() with a host-realm error object,
       // from which plugin code could reach the host's Function; build the error in-context.
-      importModuleDynamically: ((specifier: string) => {
+      importModuleDynamically: (specifier: string) => {
         throw helpers.importRejection(specifier);
-      }) as unknown as vm.SourceTextModuleOptions['importModuleDynamically'],
+      },
     });
   } catch (err) {
     // Compile errors come from V8, not from plugin code, so reading them is safe.

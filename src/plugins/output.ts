@@ -78,7 +78,7 @@ export function enforceOutput(rows: unknown, output: readonly OutputField[], lab
       const coerced = coerce(value, field.type);
       if (coerced === undefined) {
         throw new PluginRunError(
-          `${label}: output field "${field.name}" is declared ${field.type} but output point #${i} has ${preview(value)}`,
+          `${label}: output field "${field.name}" is declared ${field.type ?? 'string'} but output point #${i} has ${preview(value)}`,
         );
       }
       // "__proto__" is a legal field name; plain assignment would set the prototype instead.
@@ -111,7 +111,8 @@ export function coerce(value: unknown, type: OutputField['type']): unknown {
         return DECIMAL.test(s) ? Number(s) : undefined;
       }
       return undefined;
-    case 'string':
+    default:
+      // 'string', and the reference's default when a transform left `type` out.
       if (typeof value === 'string') return value;
       if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
       if (typeof value === 'object') return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));

@@ -107,6 +107,8 @@ export class RepoService {
     const row = this.meta.tx(() => {
       const r = this.must(account, name);
       if (r.derivedFrom && !opts.viaTransform) throw new ApiError('E18206', `${name} is written by transform ${r.derivedFrom}`);
+      const writer = this.meta.transformWriting(account, name);
+      if (writer && !opts.viaTransform) throw new ApiError('E18206', `${name} is written by transform ${writer.repo}/${writer.name}`);
       const deps = this.meta.dependents(account, name);
       if (deps.transforms.length || deps.exports.length) {
         const list = [...deps.transforms.map((t) => `transform ${t}`), ...deps.exports.map((e) => `export ${e}`)];
@@ -138,6 +140,8 @@ export class RepoService {
   async push(account: string, name: string, text: string, tags?: string): Promise<number> {
     const repo = this.must(account, name);
     if (repo.derivedFrom) throw new ApiError('E18223', `${name} is written by transform ${repo.derivedFrom}`);
+    const writer = this.meta.transformWriting(account, name);
+    if (writer) throw new ApiError('E18223', `${name} is written by transform ${writer.repo}/${writer.name}`);
     const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
     const log = await this.log(account, repo);
     await log.append(lines);

@@ -27,23 +27,41 @@ function digits2(s: string, i: number): number {
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : NaN;
 }
 
-/**
- * Parses an RFC 3339 date-time (`2017-01-02T03:04:05.123456789+08:00`,
- * `...Z`) into UTC seconds and a microsecond fraction; digits beyond
- * microseconds are truncated. Returns null when `s` is not such a string.
- */
-export function parseRfc3339(s: string): { seconds: number; micros: number } | null {
-  if (s.length < 20 || s.charCodeAt(4) !== 45 /* - */ || s.charCodeAt(7) !== 45) return null;
-  const y = digits2(s, 0) * 100 + digits2(s, 2);
+/** The last `YYYY-MM-DDTHH:MM:SS` head parsed and its seconds (offset not applied): a batch repeats heads a lot. */
+let lastHead = '\u0000';
+let lastHeadSeconds = 0;
+/** Microsecond fraction of the last successful parseSeconds (module state: the hot loop allocates nothing). */
+let lastMicros = 0;
+
+/** Seconds since the epoch of a `YYYY-MM-DDTHH:MM:SS` head, or NaN. */
+function headSeconds(s: string): number {
+  if (s.charCodeAt(4) !== 45 /* - */ || s.charCodeAt(7) !== 45 || s.charCodeAt(13) !== 58 /* : */ || s.charCodeAt(16) !== 58) return NaN;
+  const sep = s.charCodeAt(10);
+  if (sep !== 84 /* T */ && sep !== 116 /* t */ && sep !== 32 /* space */) return NaN;
   const mo = digits2(s, 5);
   const d = digits2(s, 8);
-  const sep = s.charCodeAt(10);
-  if (sep !== 84 /* T */ && sep !== 116 /* t */ && sep !== 32 /* space */) return null;
   const h = digits2(s, 11);
   const mi = digits2(s, 14);
   const sec = digits2(s, 17);
-  if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return null;
-  if (!(mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && sec <= 60)) return null;
+  if (!(mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && sec <= 60)) return NaN;
+  return daysFromCivil(digits2(s, 0) * 100 + digits2(s, 2), mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+}
+
+/**
+ * UTC seconds of an RFC 3339 date-time (`2017-01-02T03:04:05.123456789+08:00`,
+ * `...Z`), or NaN when `s` is not one; the fraction, truncated to
+ * microseconds, is left in lastMicros.
+ */
+function parseSeconds(s: string): number {
+  let seconds: number;
+  if (s.startsWith(lastHead)) {
+    seconds = lastHeadSeconds;
+  } else {
+    seconds = headSeconds(s);
+    if (seconds !== seconds) return NaN;
+    lastHead = s.slice(0, 19);
+    lastHeadSeconds = seconds;
+  }
   let i = 19;
   let micros = 0;
   if (s.charCodeAt(i) === 46 /* . */) {
@@ -53,25 +71,33 @@ export function parseRfc3339(s: string): { seconds: number; micros: number } | n
       if (n < 6) micros = micros * 10 + c;
       n++;
     }
-    if (n === 0) return null;
+    if (n === 0) return NaN;
     for (; n < 6; n++) micros *= 10;
   }
-  let offset = 0;
   const z = s.charCodeAt(i);
   if (z === 90 /* Z */ || z === 122 /* z */) {
     i++;
   } else if (z === 43 /* + */ || z === 45 /* - */) {
     const oh = digits2(s, i + 1);
     const om = digits2(s, i + 4);
-    if (s.charCodeAt(i + 3) !== 58 || !(oh <= 23 && om <= 59)) return null;
-    offset = (z === 43 ? 1 : -1) * (oh * 3600 + om * 60);
+    if (s.charCodeAt(i + 3) !== 58 || !(oh <= 23 && om <= 59)) return NaN;
+    seconds -= (z === 43 ? 1 : -1) * (oh * 3600 + om * 60);
     i += 6;
   } else {
-    return null;
+    return NaN;
   }
-  if (i !== s.length) return null;
-  const seconds = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
-  return Number.isFinite(seconds) ? { seconds, micros } : null;
+  if (i !== s.length) return NaN;
+  lastMicros = micros;
+  return seconds;
+}
+
+/**
+ * Parses an RFC 3339 date-time into UTC seconds and a microsecond fraction;
+ * digits beyond microseconds are truncated. Returns null when `s` is not one.
+ */
+export function parseRfc3339(s: string): { seconds: number; micros: number } | null {
+  const seconds = parseSeconds(s);
+  return seconds === seconds ? { seconds, micros: lastMicros } : null;
 }
 
 /**
@@ -80,12 +106,12 @@ export function parseRfc3339(s: string): { seconds: number; micros: number } | n
  * Avoids BigInt on the hot path: it would allocate once per value.
  */
 export function writeRfc3339Micros(s: string, out: Int32Array, i: number): boolean {
-  const p = parseRfc3339(s);
-  if (p === null) return false;
-  if (Math.abs(p.seconds) < SAFE_SECONDS) {
-    writeInt64(out, i, p.seconds * 1_000_000 + p.micros);
+  const seconds = parseSeconds(s);
+  if (seconds !== seconds) return false;
+  if (seconds < SAFE_SECONDS && seconds > -SAFE_SECONDS) {
+    writeInt64(out, i, seconds * 1_000_000 + lastMicros);
   } else {
-    const v = BigInt(p.seconds) * 1_000_000n + BigInt(p.micros);
+    const v = BigInt(seconds) * 1_000_000n + BigInt(lastMicros);
     new BigInt64Array(out.buffer, out.byteOffset, out.length >>> 1)[i] = BigInt.asIntN(64, v);
   }
   return true;

@@ -90,7 +90,7 @@ const readString = (v: DuckDBValue): unknown => (typeof v === 'string' ? v : Str
 const readMicros = (v: DuckDBValue): unknown =>
   v instanceof DuckDBTimestampValue || v instanceof DuckDBTimestampTZValue ? formatMicros(v.micros) : undefined;
 const readNanos = (v: DuckDBValue): unknown =>
-  v instanceof DuckDBTimestampNanosecondsValue ? formatNanos(v.nanoseconds) : undefined;
+  v instanceof DuckDBTimestampNanosecondsValue ? formatNanos(v.nanos) : undefined;
 
 const SMALL_INTS: Partial<Record<DuckDBTypeId, string>> = {
   [DuckDBTypeId.TINYINT]: 'TINYINT', [DuckDBTypeId.SMALLINT]: 'SMALLINT', [DuckDBTypeId.INTEGER]: 'INTEGER',

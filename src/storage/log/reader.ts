@@ -113,19 +113,36 @@ function decodeFrames(
       throw new LogCorruptError('frame fails its checks on read', segment.path, segment.positions[k]!);
     }
     const payloadStart = at + HEADER_BYTES;
-    const points = buf.toString('utf8', payloadStart, payloadStart + header.payloadBytes).split('\n');
-    if (points.length !== header.count) {
+    const payloadEnd = payloadStart + header.payloadBytes;
+    const skip = pos - header.baseOffset;
+    const take = Math.min(header.count, limit - header.baseOffset);
+    // Decode only the wanted lines: small reads from the middle of a big
+    // frame would otherwise decode and split the whole frame every time.
+    const from = skip === 0 ? payloadStart : nthLineStart(buf, payloadStart, payloadEnd, skip);
+    const to = take === header.count ? payloadEnd : nthLineStart(buf, from, payloadEnd, take - skip) - 1;
+    const points = from < 0 || to < from ? [] : buf.toString('utf8', from, to).split('\n');
+    if (points.length !== take - skip) {
       throw new LogCorruptError('frame point count mismatch', segment.path, segment.positions[k]!);
     }
-    const take = Math.min(header.count, limit - header.baseOffset);
-    for (let x = pos - header.baseOffset; x < take; x++) {
+    for (let x = 0; x < points.length; x++) {
       lines.push(points[x]!);
       times.push(header.time);
     }
     pos = header.baseOffset + take;
-    at = payloadStart + header.payloadBytes;
+    at = payloadEnd;
   }
   return pos;
+}
+
+/** Byte position where the line `n` lines after the one starting at `from` begins; -1 if there is none. */
+function nthLineStart(buf: Buffer, from: number, end: number, n: number): number {
+  let at = from;
+  for (let i = 0; i < n; i++) {
+    const nl = buf.indexOf(10, at);
+    if (nl < 0 || nl >= end) return -1;
+    at = nl + 1;
+  }
+  return at;
 }
 
 async function closeQuietly(handle: FileHandle): Promise<void> {

@@ -195,15 +195,20 @@ export class SegmentedLog implements RepoLog {
     // Recovery only verifies the last two segments, so anything older must be
     // durable before a third is created. Only reachable when segments are
     // smaller than what one group commit covers, hence the blocking calls.
-    for (const segment of this.openSegments) {
-      if (segment !== active && segment.syncedSize < segment.size) {
-        fdatasyncSync(segment.fd!);
-        segment.syncedSize = segment.size;
+    try {
+      for (const segment of this.openSegments) {
+        if (segment !== active && segment.syncedSize < segment.size) {
+          fdatasyncSync(segment.fd!);
+          segment.syncedSize = segment.size;
+        }
       }
-    }
-    if (this.dirSyncedGen < this.dirGen - 1) {
-      fsyncDirSync(this.dir);
-      this.dirSyncedGen = this.dirGen - 1;
+      if (this.dirSyncedGen < this.dirGen - 1) {
+        fsyncDirSync(this.dir);
+        this.dirSyncedGen = this.dirGen - 1;
+      }
+    } catch (err) {
+      this.fail(err);
+      throw this.failure;
     }
     const next = new Segment(join(this.dir, segmentFileName(this.writtenEnd)), this.writtenEnd);
     next.fd = openSync(next.path, 'wx');

@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { MAX_PLUGIN_BYTES, type PluginService } from '../services/plugins.ts';
+import { parsePlugin } from '../transforms/spec.ts';
+import { jsonBody, sendJson } from './http.ts';
+
+const view = (p: { name: string; kind: string; size: number; md5: string; createTime: string }) => ({
+  name: p.name, kind: p.kind, size: p.size, md5: p.md5, createTime: p.createTime,
+});
+
+/** Plugin upload (Content-MD5 checked), list, get, delete and verify. */
+export async function pluginRoutes(app: FastifyInstance, ctx: AppContext & { plugins: PluginService }): Promise<void> {
+  const { plugins } = ctx;
+
+  app.post<{ Params: { name: string } }>('/v2/plugins/:name', { bodyLimit: MAX_PLUGIN_BYTES }, async (req, reply) => {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const md5 = req.headers['content-md5'];
+    const len = req.headers['content-length'];
+    await plugins.upload(req.account, req.params.name, body, typeof md5 === 'string' ? md5 : undefined, len === undefined ? undefined : Number(len));
+    return reply.send();
+  });
+
+  app.get('/v2/plugins', async (req, reply) => sendJson(reply, { plugins: ctx.meta.listPlugins(req.account).map(view) }));
+
+  app.get<{ Params: { name: string } }>('/v2/plugins/:name', async (req, reply) => sendJson(reply, view(plugins.must(req.account, req.params.name))));
+
+  app.delete<{ Params: { name: string } }>('/v2/plugins/:name', async (req, reply) => {
+    plugins.delete(req.account, req.params.name);
+    return reply.send();
+  });
+
+  // Checks that a stored plugin loads, and (when given) that an output declaration is valid.
+  app.post<{ Params: { name: string } }>('/v2/verify/plugins/:name', async (req, reply) => {
+    const body = jsonBody(req);
+    const p = await plugins.verify(req.account, req.params.name);
+    const output = body.output === undefined ? undefined : parsePlugin({ name: p.name, output: body.output }).output;
+    if (body.output !== undefined && !output) throw new ApiError('E18211');
+    return sendJson(reply, { name: p.name, kind: p.kind, valid: true, ...(output ? { output } : {}) });
+  });
+}

@@ -1,0 +1,173 @@
+/**
+ * The SQL engine behind streaming transforms: an in-process DuckDB instance,
+ * sandboxed, on which each run gets its own connection and TEMP table.
+ * See docs/decisions/003-sql-engine-and-type-mapping.md.
+ */
+import { DuckDBInstance, type DuckDBConnection, type DuckDBMaterializedResult } from '@duckdb/node-api';
+import { ApiError } from '../errors.ts';
+import type { Point, SchemaField } from '../ingest/types.ts';
+import { checkQuery, executableSql, readRows } from './check.ts';
+import { appendPoints } from './load.ts';
+import { createTableSql } from './types.ts';
+
+export interface SqlEngineOptions {
+  /** DuckDB memory_limit, e.g. '1GB'; shared by all runs. */
+  memoryLimit: string;
+  threads: number;
+  /** Where DuckDB may spill; without it nothing spills and memory_limit is hard. */
+  tempDir?: string;
+}
+
+export interface RunOptions {
+  timeoutMs: number;
+}
+
+/** The query ran longer than its timeout and was interrupted. */
+export class SqlTimeoutError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SqlTimeoutError';
+  }
+}
+
+/** The engine failed while loading or running (out of memory, cast failure...); `cause` has the engine error. */
+export class SqlRuntimeError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SqlRuntimeError';
+  }
+}
+
+/**
+ * Instance settings. temp_directory comes first because DuckDB refuses to
+ * change paths once enable_external_access is off. lock_configuration is set
+ * afterwards by SQL (see create), so user SQL cannot SET any of these back.
+ */
+function instanceConfig(opts: SqlEngineOptions): Record<string, string> {
+  return {
+    temp_directory: opts.tempDir ?? '',
+    enable_external_access: 'false',
+    autoinstall_known_extensions: 'false',
+    autoload_known_extensions: 'false',
+    allow_community_extensions: 'false',
+    allow_unsigned_extensions: 'false',
+    memory_limit: opts.memoryLimit,
+    threads: String(opts.threads),
+  };
+}
+
+/** Runs user SQL over batches of points. */
+export class SqlEngine {
+  private closed = false;
+
+  private constructor(private readonly instance: DuckDBInstance) {}
+
+  /** Starts a sandboxed in-memory DuckDB instance. */
+  static async create(opts: SqlEngineOptions): Promise<SqlEngine> {
+    const instance = await DuckDBInstance.create(':memory:', instanceConfig(opts));
+    const setup = await instance.connect();
+    try {
+      // TimeZone only exists once ICU is loaded, so it cannot go in the config
+      // map; UTC makes TIMESTAMPTZ casts and now() independent of the host.
+      await setup.run("SET GLOBAL TimeZone = 'UTC'");
+      await setup.run('SET lock_configuration = true');
+    } catch (err) {
+      instance.closeSync();
+      throw err;
+    } finally {
+      setup.closeSync();
+    }
+    return new SqlEngine(instance);
+  }
+
+  /**
+   * Checks `sql` against an empty table `table` with `schema` and returns the
+   * output schema (all fields required=false). Throws ApiError E18209 with
+   * the engine's message for anything but exactly one valid SELECT.
+   */
+  async describe(table: string, schema: SchemaField[], sql: string): Promise<SchemaField[]> {
+    return this.withTable(table, schema, async (conn) => (await checkQuery(conn, sql)).fields);
+  }
+
+  /**
+   * Loads `points` into a table `table` private to this run, runs `sql` and
+   * returns the output schema and rows. Throws ApiError E18209 for invalid
+   * SQL, SqlTimeoutError after `opts.timeoutMs` of execution, SqlRuntimeError
+   * for engine failures.
+   */
+  async run(
+    table: string,
+    schema: SchemaField[],
+    points: Point[],
+    sql: string,
+    opts: RunOptions,
+  ): Promise<{ fields: SchemaField[]; rows: Point[] }> {
+    return this.withTable(table, schema, async (conn) => {
+      // Checked before loading so invalid SQL fails without paying for the load.
+      const plan = await checkQuery(conn, sql);
+      await load(conn, table, schema, points);
+      // Executed as a fresh statement after loading: a statement prepared over
+      // the empty table would be optimised with its (empty) statistics.
+      const result = await execute(conn, executableSql(sql, plan), opts.timeoutMs);
+      return { fields: plan.fields, rows: readRows(result, plan) };
+    });
+  }
+
+  /** Closes the instance; idempotent. Later calls to describe/run throw. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.instance.closeSync();
+  }
+
+  /** A fresh connection with the TEMP table created; TEMP tables die with their connection. */
+  private async withTable<T>(table: string, schema: SchemaField[], fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('SqlEngine is closed');
+    const conn = await this.instance.connect();
+    try {
+      try {
+        await conn.run(createTableSql(table, schema));
+      } catch (err) {
+        throw new SqlRuntimeError(`cannot create table ${table}: ${errorText(err)}`, { cause: err });
+      }
+      return await fn(conn);
+    } finally {
+      conn.closeSync();
+    }
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function load(conn: DuckDBConnection, table: string, schema: SchemaField[], points: Point[]): Promise<void> {
+  try {
+    const appender = await conn.createAppender(table, null, 'temp');
+    try {
+      appendPoints(appender, schema, points);
+    } finally {
+      appender.closeSync(); // flushes
+    }
+  } catch (err) {
+    throw new SqlRuntimeError(`loading ${points.length} points failed: ${errorText(err)}`, { cause: err });
+  }
+}
+
+/** Runs `sql`, interrupting the connection once `timeoutMs` has passed. */
+async function execute(conn: DuckDBConnection, sql: string, timeoutMs: number): Promise<DuckDBMaterializedResult> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.interrupt();
+  }, timeoutMs);
+  try {
+    return await conn.run(sql);
+  } catch (err) {
+    if (timedOut) throw new SqlTimeoutError(`query exceeded ${timeoutMs} ms and was interrupted`, { cause: err });
+    if (err instanceof ApiError) throw err;
+    throw new SqlRuntimeError(errorText(err), { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,119 @@
+import { ApiError } from '../errors.ts';
+import { decodeLine, encodePoint } from '../ingest/points.ts';
+import type { Point, SchemaField } from '../ingest/types.ts';
+import type { PluginService } from '../services/plugins.ts';
+import type { RepoService } from '../services/repos.ts';
+import type { SqlEngine } from '../sql/engine.ts';
+import type { MetaStore, TransformRow } from '../storage/meta.ts';
+import { sqlInputSchema, type TransformSpec } from './spec.ts';
+
+export interface RunDeps {
+  meta: MetaStore;
+  repos: RepoService;
+  sql: SqlEngine;
+  plugins: PluginService;
+  maxPointsPerRun: number;
+  sqlTimeoutMs: number;
+  /** Test-only fault injection (PIPELINE_FAILPOINT=transform-after-append). */
+  failpoint?: string;
+}
+
+/** Progress kept with the committed offset (offsets.state_json). */
+export interface TransformProgress {
+  totalIn: number;
+  totalOut: number;
+  /** Set between "about to append" and "committed": how to tell after a crash whether the append happened. */
+  pending?: { srcNext: number; destBase: number; destEnd: number; in: number };
+  skipped?: number;
+}
+
+export interface RunResult {
+  in: number;
+  out: number;
+  /** More source points are waiting (the run was capped). */
+  more: boolean;
+}
+
+export const consumerId = (t: Pick<TransformRow, 'repo' | 'name'>): string => `transform:${t.repo}/${t.name}`;
+
+/**
+ * One transform run: read [committed, end) of the source (capped), run the
+ * plugin then the SQL, append the rows to the destination and commit the
+ * offset. The destination append and the offset live in two stores, so the
+ * run records a `pending` marker first; after a crash the destination's end
+ * offset tells whether the append happened (only this transform writes it),
+ * and the run is committed or redone — never lost, never doubled.
+ */
+export async function runTransform(deps: RunDeps, account: string, t: TransformRow): Promise<RunResult> {
+  const { meta, repos } = deps;
+  const src = repos.must(account, t.repo);
+  const dest = repos.must(account, t.destRepo);
+  const srcLog = await repos.log(account, src);
+  const destLog = await repos.log(account, dest);
+  const consumer = consumerId(t);
+  const srcKey = `${src.name}.${src.uid}`;
+  const stored = meta.getOffset(account, consumer);
+  let next = stored?.nextOffset ?? srcLog.startOffset();
+  const progress: TransformProgress = { totalIn: 0, totalOut: 0, ...(stored?.state as Partial<TransformProgress> | undefined) };
+
+  if (progress.pending) {
+    const p = progress.pending;
+    if (destLog.endOffset() >= p.destEnd) {
+      next = p.srcNext;
+      progress.totalIn += p.in;
+      progress.totalOut += p.destEnd - p.destBase;
+    }
+    delete progress.pending;
+    meta.setOffset(account, consumer, { logKey: srcKey, nextOffset: next, state: { ...progress } });
+  }
+
+  if (next >= srcLog.endOffset()) return { in: 0, out: 0, more: false };
+  const batch = await srcLog.read(next, deps.maxPointsPerRun);
+  if (batch.from > next) progress.skipped = (progress.skipped ?? 0) + (batch.from - next); // dropped by retention
+  const srcSchema = repos.compiled(account, src);
+  let points: Point[] = batch.lines.map((l) => decodeLine(l, srcSchema));
+  const spec = t.spec as unknown as TransformSpec;
+
+  let fields: SchemaField[] | undefined;
+  if (spec.plugin) {
+    const p = deps.plugins.must(account, spec.plugin.name);
+    const id = `${account}/${p.name}`;
+    points = p.kind === 'java'
+      ? await deps.plugins.jvm.run(id, deps.plugins.file(account, p), p.name, points, spec.plugin.output)
+      : await deps.plugins.js.run(id, deps.plugins.code(account, p), points, spec.plugin.output);
+    fields = sqlInputSchema(spec, src.schema);
+  }
+  if (spec.code) {
+    const res = await deps.sql.run(t.repo, sqlInputSchema(spec, src.schema), points, spec.code, { timeoutMs: deps.sqlTimeoutMs });
+    points = res.rows;
+    fields = res.fields;
+  }
+
+  // The destination grows with output fields the transform added (only for repos it owns).
+  const have = new Set(dest.schema.map((f) => f.key));
+  const added = (fields ?? []).filter((f) => !have.has(f.key));
+  let destRow = dest;
+  if (added.length) {
+    if (!t.createdDest) throw new ApiError('E18229', `output fields ${added.map((f) => f.key).join(', ')} are not in repo ${dest.name}`);
+    repos.growSchema(account, dest.name, added);
+    destRow = repos.must(account, dest.name);
+  }
+  const destSchema = repos.compiled(account, destRow);
+  const lines = points.map((p) => encodePoint(p, destSchema));
+
+  const srcNext = batch.next;
+  if (lines.length) {
+    const destBase = destLog.endOffset();
+    meta.setOffset(account, consumer, {
+      logKey: srcKey, nextOffset: next,
+      state: { ...progress, pending: { srcNext, destBase, destEnd: destBase + lines.length, in: batch.lines.length } },
+    });
+    await destLog.append(lines);
+    if (deps.failpoint === 'transform-after-append') process.kill(process.pid, 'SIGKILL');
+  }
+  progress.totalIn += batch.lines.length;
+  progress.totalOut += lines.length;
+  delete progress.pending;
+  meta.setOffset(account, consumer, { logKey: srcKey, nextOffset: srcNext, state: { ...progress } });
+  return { in: batch.lines.length, out: lines.length, more: srcNext < srcLog.endOffset() };
+}

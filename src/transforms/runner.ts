@@ -1,0 +1,201 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { groupSlots } from '../api/groups.ts';
+import type { MetaStore, TransformRow } from '../storage/meta.ts';
+import { consumerId, runTransform, type RunDeps, type TransformProgress } from './execute.ts';
+import { Slots } from './slots.ts';
+import { INTERVALS, type TransformSpec } from './spec.ts';
+
+export type TransformState = 'running' | 'paused' | 'error' | 'stopped';
+
+export interface TransformStatus {
+  state: TransformState;
+  lastRunTime: string | null;
+  lastError: string | null;
+  lastRun: { in: number; out: number; ms: number } | null;
+  total: { in: number; out: number };
+  lag: { points: number; seconds: number };
+  /** Points dropped by source retention before this transform read them. */
+  skipped: number;
+}
+
+interface Entry {
+  account: string;
+  row: TransformRow;
+  group: string | null;
+  timer?: NodeJS.Timeout;
+  inFlight?: Promise<void>;
+  lastRunTime: string | null;
+  lastError: string | null;
+  lastRun: TransformStatus['lastRun'];
+  stopped: boolean;
+}
+
+const key = (account: string, repo: string, name: string): string => `${account}\u0000${repo}\u0000${name}`;
+
+/**
+ * Schedules every transform on its interval, limits concurrency by resource
+ * group (its slots; transforms of repos without a group share the default
+ * pool), pauses transforms whose group is stopped and keeps their status.
+ */
+export class TransformRunner {
+  private readonly entries = new Map<string, Entry>();
+  private readonly slots = new Map<string, Slots>();
+  private closed = false;
+
+  constructor(
+    private readonly deps: RunDeps,
+    private readonly opts: { defaultSlots: number; firstRunDelayMs: number; log: FastifyBaseLogger },
+  ) {}
+
+  /** Schedules every stored transform (after a restart they resume from their committed offsets). */
+  start(): void {
+    for (const t of this.deps.meta.allTransforms()) this.add(t.account, t);
+  }
+
+  add(account: string, row: TransformRow): void {
+    const group = this.deps.meta.getRepo(account, row.repo)?.group ?? null;
+    const e: Entry = { account, row, group, lastRunTime: null, lastError: null, lastRun: null, stopped: false };
+    this.entries.set(key(account, row.repo, row.name), e);
+    this.schedule(e, this.opts.firstRunDelayMs);
+  }
+
+  /** Applies a new spec (interval, code, plugin) from the next run on. */
+  update(account: string, row: TransformRow): void {
+    const e = this.entries.get(key(account, row.repo, row.name));
+    if (!e) return this.add(account, row);
+    e.row = row;
+    e.lastError = null;
+    this.schedule(e, 0);
+  }
+
+  /** Stops a transform and waits for a run in flight, so its repos can be deleted safely. */
+  async remove(account: string, repo: string, name: string): Promise<void> {
+    const k = key(account, repo, name);
+    const e = this.entries.get(k);
+    if (!e) return;
+    e.stopped = true;
+    clearTimeout(e.timer);
+    this.entries.delete(k);
+    await e.inFlight;
+  }
+
+  /** Re-reads a group's state and size; paused transforms resume on their next tick. */
+  groupChanged(account: string, group: string): void {
+    const g = this.deps.meta.getGroup(account, group);
+    const s = this.slots.get(`${account}/${group}`);
+    if (g && s) s.resize(groupSlots(g));
+    for (const e of this.entries.values()) {
+      if (e.account === account && e.group === group && g?.state === 'running') this.schedule(e, 0);
+    }
+  }
+
+  /** Runs a transform now (and waits), outside its schedule. Used by tests and benchmarks. */
+  async runNow(account: string, repo: string, name: string): Promise<void> {
+    const e = this.entries.get(key(account, repo, name));
+    if (!e) throw new Error(`no transform ${repo}/${name}`);
+    while (e.inFlight) await e.inFlight;
+    await this.tick(e, false);
+  }
+
+  private paused(e: Entry): boolean {
+    if (!e.group) return false;
+    return this.deps.meta.getGroup(e.account, e.group)?.state !== 'running';
+  }
+
+  private slotsFor(e: Entry): Slots {
+    const id = e.group ? `${e.account}/${e.group}` : '';
+    let s = this.slots.get(id);
+    if (!s) {
+      const g = e.group ? this.deps.meta.getGroup(e.account, e.group) : undefined;
+      s = new Slots(g ? groupSlots(g) : this.opts.defaultSlots);
+      this.slots.set(id, s);
+    }
+    return s;
+  }
+
+  private schedule(e: Entry, delayMs: number): void {
+    if (this.closed || e.stopped) return;
+    clearTimeout(e.timer);
+    e.timer = setTimeout(() => {
+      if (e.inFlight) return this.schedule(e, this.intervalMs(e));
+      void this.tick(e, true);
+    }, delayMs);
+    e.timer.unref();
+  }
+
+  private intervalMs(e: Entry): number {
+    return INTERVALS[(e.row.spec as unknown as TransformSpec).interval] ?? 60_000;
+  }
+
+  private async tick(e: Entry, reschedule: boolean): Promise<void> {
+    const started = Date.now();
+    let more = false;
+    const run = (async () => {
+      if (this.paused(e)) return;
+      const release = await this.slotsFor(e).acquire();
+      try {
+        if (e.stopped || this.closed) return;
+        const r = await runTransform(this.deps, e.account, e.row);
+        more = r.more;
+        if (r.in > 0) {
+          e.lastRunTime = new Date(started).toISOString();
+          e.lastRun = { in: r.in, out: r.out, ms: Date.now() - started };
+        }
+        e.lastError = null;
+      } catch (err) {
+        e.lastError = err instanceof Error ? err.message : String(err);
+        e.lastRunTime = new Date(started).toISOString();
+        this.opts.log.warn({ transform: `${e.row.repo}/${e.row.name}`, error: e.lastError }, 'transform run failed');
+      } finally {
+        release();
+      }
+    })();
+    e.inFlight = run;
+    await run;
+    e.inFlight = undefined;
+    if (!reschedule) return;
+    // Catch up at once when a capped run left points behind; else wait for the next interval.
+    const wait = more ? 0 : Math.max(0, this.intervalMs(e) - (Date.now() - started));
+    this.schedule(e, wait);
+  }
+
+  /** Status for GET: state, last run, totals and lag. */
+  async status(account: string, row: TransformRow): Promise<TransformStatus> {
+    const e = this.entries.get(key(account, row.repo, row.name));
+    const off = this.deps.meta.getOffset(account, consumerId(row));
+    const progress = (off?.state ?? {}) as Partial<TransformProgress>;
+    const lag = { points: 0, seconds: 0 };
+    const src = this.deps.meta.getRepo(account, row.repo);
+    if (src) {
+      const log = await this.deps.repos.log(account, src);
+      const next = Math.max(off?.nextOffset ?? log.startOffset(), log.startOffset());
+      lag.points = Math.max(0, log.endOffset() - next);
+      if (lag.points > 0) {
+        const r = await log.read(next, 1);
+        if (r.times[0] !== undefined) lag.seconds = Math.max(0, (Date.now() - r.times[0]) / 1000);
+      }
+    }
+    let state: TransformState = 'stopped';
+    if (e) state = e.lastError ? 'error' : this.paused(e) ? 'paused' : 'running';
+    return {
+      state,
+      lastRunTime: e?.lastRunTime ?? null,
+      lastError: e?.lastError ?? null,
+      lastRun: e?.lastRun ?? null,
+      total: { in: progress.totalIn ?? 0, out: progress.totalOut ?? 0 },
+      lag,
+      skipped: progress.skipped ?? 0,
+    };
+  }
+
+  /** Stops scheduling and waits for runs in flight. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const inflight: Array<Promise<void> | undefined> = [];
+    for (const e of this.entries.values()) {
+      clearTimeout(e.timer);
+      inflight.push(e.inFlight);
+    }
+    await Promise.all(inflight);
+  }
+}
