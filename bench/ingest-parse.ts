@@ -57,3 +57,24 @@ measure('parsePoints with tags', () => void parsePoints(body, tagSchema, { tags 
 measure('decodeLine', () => {
   for (const l of lines) decodeLine(l, schema);
 }, POINTS_PER_BODY);
+
+// The reference's example repo: an array and a nested map per point, which
+// take the JSON scanner instead of the scalar fast path.
+const refSchema = compileSchema(
+  validateSchema([
+    { key: 'userName', valtype: 'string', required: true },
+    { key: 'age', valtype: 'float', required: true },
+    { key: 'addresses', valtype: 'array', elemtype: 'long', required: true },
+    {
+      key: 'profile', valtype: 'map', required: true, schema: [
+        { key: 'position', valtype: 'string', required: true },
+        { key: 'salary', valtype: 'float', required: true },
+        { key: 'education', valtype: 'array', elemtype: 'string' },
+      ],
+    },
+  ]),
+);
+const refBody = Array.from({ length: POINTS_PER_BODY }, (_, i) =>
+  `userName=user${i}\tage=${20 + (i % 50)}\taddresses=[${i},${i + 1}]` +
+    `\tprofile={"position":"engineer","salary":${10000 + i},"education":["BS","MS"]}`).join('\n');
+measure('parsePoints, reference example schema (array + map)', () => void parsePoints(refBody, refSchema), POINTS_PER_BODY);

@@ -45,7 +45,10 @@ export interface BenchContext {
   /** Repository root (where package.json is). */
   root: string;
   opts: BenchOptions;
+  /** Undo steps of this workload (temp dirs, children): run when the workload ends. */
   cleanup: Cleanup;
+  /** Undo steps of things shared by workloads (the server build): run when the suite ends. */
+  suiteCleanup: Cleanup;
   log(msg: string): void;
 }
 

@@ -55,7 +55,7 @@ export function buildOnce(ctx: BenchContext): Builds {
   const tsxArgs = (file: string): Entry => ({ args: ['--import', 'tsx', path.join(ctx.root, file)], kind: 'tsx' });
   if (process.env.BENCH_SERVER === 'tsx') return (builds = { server: tsxArgs('src/main.ts'), baseline: tsxArgs('bench/baseline-server.ts') });
 
-  const dir = tempDir(ctx.cleanup, 'build');
+  const dir = tempDir(ctx.suiteCleanup, 'build');
   symlinkSync(path.join(ctx.root, 'node_modules'), path.join(dir, 'node_modules'));
   const t0 = performance.now();
   const dist = path.join(dir, 'dist');

@@ -80,7 +80,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   const repos = new RepoService(meta, logs, config);
   const sql = await SqlEngine.create({ memoryLimit: config.sqlMemory, threads: config.sqlThreads, tempDir: path.join(config.dataDir, 'tmp', 'duckdb') });
   const js = new JsPluginRuntime({ workers: config.pluginWorkers, timeoutMs: config.pluginTimeoutMs, memoryMb: config.pluginMemoryMb });
-  const jvm = new JvmPluginRuntime({ timeoutMs: config.pluginTimeoutMs, workDir: path.join(config.dataDir, 'tmp', 'jvm') });
+  const jvm = new JvmPluginRuntime({ timeoutMs: config.pluginTimeoutMs, memoryMb: Math.max(64, config.pluginMemoryMb), workDir: path.join(config.dataDir, 'tmp', 'jvm') });
   const plugins = new PluginService(meta, path.join(config.dataDir, 'plugins'), js, jvm);
   const runner = new TransformRunner(
     { meta, repos, sql, plugins, maxPointsPerRun: config.transformBatch, sqlTimeoutMs: config.sqlTimeoutMs, failpoint: process.env.PIPELINE_FAILPOINT },

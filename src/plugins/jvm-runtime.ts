@@ -13,7 +13,7 @@ import type { Point } from '../ingest/types.ts';
 import { PluginInvalidError, PluginRunError, PluginUnavailableError } from './errors.ts';
 import { JvmHost, type JvmHostReply } from './jvm-host.ts';
 import { HOST_MAIN_CLASS, HOST_SOURCES } from './jvm/host-source.ts';
-import { BIGINT_MARK, enforceOutput, pointsToJson, type OutputField } from './output.ts';
+import { enforceOutput, pointsToJson, type OutputField } from './output.ts';
 
 /** Limits and locations for {@link JvmPluginRuntime}. */
 export interface JvmRuntimeOptions {
@@ -33,7 +33,8 @@ export interface JvmRuntimeOptions {
 const UNAVAILABLE = "Java plugins need a JDK (java and javac) on the server's PATH";
 // Bounds the JSON line and the heap a single request needs, as for JS plugins.
 const MAX_CHUNK = 10_000;
-const BIGINT_IN_JSON = new RegExp(`"${JSON.stringify(BIGINT_MARK).slice(1, -1).replace(/\\/g, '\\\\')}(-?\\d+)"`, 'g');
+// BIGINT_MARK ("\u0000n:") as JSON.stringify writes it inside a string.
+const BIGINT_IN_JSON = /"\\u0000n:(-?\d+)"/g;
 
 interface HostEntry {
   host: JvmHost;
@@ -117,7 +118,7 @@ export class JvmPluginRuntime {
     }
   }
 
-  /** Stops every JVM. Idempotent; later runs start new ones unless closed. */
+  /** Stops every JVM. Idempotent; later calls fail with PluginRunError. */
   async close(): Promise<void> {
     this.#closed = true;
     for (const entry of this.#hosts.values()) {
@@ -130,7 +131,10 @@ export class JvmPluginRuntime {
   async #prepare(): Promise<string> {
     if (this.#closed) throw new PluginRunError('the Java plugin runtime is closed');
     if (!(await this.available())) throw new PluginUnavailableError(UNAVAILABLE);
-    this.#classDir ??= compileHost(this.#opts.javac ?? 'javac', this.#opts.workDir);
+    this.#classDir ??= compileHost(this.#opts.javac ?? 'javac', this.#opts.workDir).catch((err: unknown) => {
+      this.#classDir = undefined; // let a later call retry, e.g. after the disk filled up
+      throw err;
+    });
     return this.#classDir;
   }
 

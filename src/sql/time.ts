@@ -27,9 +27,14 @@ function digits2(s: string, i: number): number {
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : NaN;
 }
 
-/** The last `YYYY-MM-DDTHH:MM:SS` head parsed and its seconds (offset not applied): a batch repeats heads a lot. */
-let lastHead = '\u0000';
-let lastHeadSeconds = 0;
+/**
+ * The last date (as yyyymmdd) and its day number: a batch's points mostly
+ * share dates, and days_from_civil's divisions are most of a parse. (Caching
+ * the whole head by string prefix was slower: startsWith costs more than
+ * re-reading the digits.)
+ */
+let lastYmd = NaN;
+let lastDays = 0;
 /** Microsecond fraction of the last successful parseSeconds (module state: the hot loop allocates nothing). */
 let lastMicros = 0;
 
@@ -44,7 +49,13 @@ function headSeconds(s: string): number {
   const mi = digits2(s, 14);
   const sec = digits2(s, 17);
   if (!(mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && sec <= 60)) return NaN;
-  return daysFromCivil(digits2(s, 0) * 100 + digits2(s, 2), mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+  const ymd = (digits2(s, 0) * 100 + digits2(s, 2)) * 10000 + mo * 100 + d;
+  if (ymd !== lastYmd) {
+    if (ymd !== ymd) return NaN;
+    lastDays = daysFromCivil(Math.floor(ymd / 10000), mo, d);
+    lastYmd = ymd;
+  }
+  return lastDays * 86400 + h * 3600 + mi * 60 + sec;
 }
 
 /**
@@ -53,15 +64,8 @@ function headSeconds(s: string): number {
  * microseconds, is left in lastMicros.
  */
 function parseSeconds(s: string): number {
-  let seconds: number;
-  if (s.startsWith(lastHead)) {
-    seconds = lastHeadSeconds;
-  } else {
-    seconds = headSeconds(s);
-    if (seconds !== seconds) return NaN;
-    lastHead = s.slice(0, 19);
-    lastHeadSeconds = seconds;
-  }
+  let seconds = headSeconds(s);
+  if (seconds !== seconds) return NaN;
   let i = 19;
   let micros = 0;
   if (s.charCodeAt(i) === 46 /* . */) {
