@@ -136,10 +136,13 @@ export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | un
   }
 }
 
-/** User + system CPU seconds a process has used so far (from /proc/<pid>/stat). */
-export function procCpuSeconds(pid: number): number | undefined {
+/**
+ * User + system CPU seconds a process has used so far (/proc/<pid>/stat), or
+ * one of its threads (/proc/<pid>/task/<tid>/stat; Node's main thread has tid = pid).
+ */
+export function procCpuSeconds(pid: number, tid?: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     // The command name may contain spaces; fields restart after its ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)

@@ -3,6 +3,10 @@
  * pipelining 1), each sending the next pre-built body as soon as its previous
  * request is answered, for a warm-up plus a measured window. Also samples the
  * target process's CPU time and peak RSS from /proc.
+ *
+ * A workload may run several phases against the same target (alternating
+ * with another target, so a noisy neighbour hurts both alike) and combine
+ * them with `combine`.
  */
 import { Pool } from 'undici';
 import { percentile, procCpuSeconds, procStatusKb } from './lib.ts';
@@ -21,8 +25,22 @@ export interface LoadOptions {
   pid: number;
 }
 
+/** Raw measurements of one phase. */
+export interface LoadPhase {
+  latencies: number[];
+  points: number;
+  bytes: number;
+  seconds: number;
+  /** Points acknowledged during the whole phase, warm-up included. */
+  ackedPoints: number;
+  /** CPU seconds in the window: target process, its main thread, this process (the client). */
+  cpu: number;
+  mainCpu: number;
+  clientCpu: number;
+}
+
 export interface LoadResult {
-  /** Points acknowledged over the whole run, warm-up included (for the durability check). */
+  /** Points acknowledged over all phases, warm-ups included (for the durability check). */
   ackedPoints: number;
   requests: number;
   points: number;
@@ -36,18 +54,35 @@ export interface LoadResult {
   maxMs: number;
   /** Peak RSS of the target over its whole life (VmHWM), MiB. */
   peakRssMiB: number;
-  /** Target's CPU seconds per wall second during the window (1.0 = one core busy). */
+  /** Target's CPU seconds per wall second in the windows (1.0 = one core busy). */
   cpuCores: number;
-  /** Target's CPU microseconds per point ingested during the window. */
+  /** The same for the target's main thread only: near 1.0 means its event loop is saturated. */
+  mainThreadCores: number;
+  /** The load generator's own CPU (this process), competing for the same cores. */
+  clientCores: number;
+  /** Target's CPU microseconds per point: less sensitive to a busy machine than points/s. */
   cpuUsPerPoint: number;
+  /** points/s of each phase, to show the spread. */
+  phasePointsPerSec: number[];
+}
+
+interface CpuMark {
+  all?: number;
+  main?: number;
+  client: NodeJS.CpuUsage;
+}
+
+function markCpu(pid: number): CpuMark {
+  // Node's main thread has tid = pid.
+  return { all: procCpuSeconds(pid), main: procCpuSeconds(pid, pid), client: process.cpuUsage() };
 }
 
 /**
- * Runs the load. Requests completing inside the window count; the window is
+ * Runs one phase. Requests completing inside the window count; the window is
  * fixed, so in steady state the requests straddling its edges even out.
  * Any non-200 answer aborts the run: the numbers would be meaningless.
  */
-export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
+export async function runLoad(opts: LoadOptions): Promise<LoadPhase> {
   const pool = new Pool(opts.url, { connections: opts.connections, pipelining: 1, keepAliveTimeout: 60_000 });
   const latencies: number[] = [];
   let points = 0;
@@ -58,10 +93,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const tStart = t0 + opts.warmupS * 1000;
   const tEnd = tStart + opts.durationS * 1000;
   // CPU time is read by timers exactly at the window's edges, not when the last request ends.
-  let cpuAtStart: number | undefined;
-  let cpuAtEnd: number | undefined;
-  const startTimer = setTimeout(() => (cpuAtStart = procCpuSeconds(opts.pid)), tStart - t0);
-  const endTimer = setTimeout(() => (cpuAtEnd = procCpuSeconds(opts.pid)), tEnd - t0);
+  let atStart: CpuMark | undefined;
+  let atEnd: CpuMark | undefined;
+  const startTimer = setTimeout(() => (atStart = markCpu(opts.pid)), tStart - t0);
+  const endTimer = setTimeout(() => (atEnd = markCpu(opts.pid)), tEnd - t0);
 
   const worker = async (w: number): Promise<void> => {
     let k = w;
@@ -97,11 +132,26 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     await pool.close();
   }
   if (failure) throw failure;
-  const seconds = opts.durationS;
-  const cpu = cpuAtStart !== undefined && cpuAtEnd !== undefined ? cpuAtEnd - cpuAtStart : NaN;
-  latencies.sort((a, b) => a - b);
+  const delta = (k: 'all' | 'main'): number => {
+    const a = atStart?.[k];
+    const b = atEnd?.[k];
+    return a !== undefined && b !== undefined ? b - a : NaN;
+  };
+  const clientCpu = atStart && atEnd
+    ? (atEnd.client.user + atEnd.client.system - atStart.client.user - atStart.client.system) / 1e6
+    : NaN;
+  return { latencies, points, bytes, seconds: opts.durationS, ackedPoints, cpu: delta('all'), mainCpu: delta('main'), clientCpu };
+}
+
+/** Combines the phases run against one target (pid) into one result. */
+export function combine(phases: readonly LoadPhase[], pid: number): LoadResult {
+  const sum = (f: (p: LoadPhase) => number): number => phases.reduce((s, p) => s + f(p), 0);
+  const latencies = phases.flatMap((p) => p.latencies).sort((a, b) => a - b);
+  const seconds = sum((p) => p.seconds);
+  const points = sum((p) => p.points);
+  const bytes = sum((p) => p.bytes);
   return {
-    ackedPoints,
+    ackedPoints: sum((p) => p.ackedPoints),
     requests: latencies.length,
     points,
     bytes,
@@ -111,8 +161,11 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.at(-1) ?? NaN,
-    peakRssMiB: (procStatusKb(opts.pid, 'VmHWM') ?? NaN) / 1024,
-    cpuCores: cpu / seconds,
-    cpuUsPerPoint: (cpu * 1e6) / points,
+    peakRssMiB: (procStatusKb(pid, 'VmHWM') ?? NaN) / 1024,
+    cpuCores: sum((p) => p.cpu) / seconds,
+    mainThreadCores: sum((p) => p.mainCpu) / seconds,
+    clientCores: sum((p) => p.clientCpu) / seconds,
+    cpuUsPerPoint: (sum((p) => p.cpu) * 1e6) / points,
+    phasePointsPerSec: phases.map((p) => Math.round(p.points / p.seconds)),
   };
 }

@@ -12,7 +12,7 @@
  * input like '['.repeat(1e5) fails fast instead of exhausting the stack.
  */
 import {
-  K_ARRAY, K_BOOLEAN, K_DATE, K_FLOAT, K_JSONSTRING, K_LONG, K_MAP, K_STRING,
+  K_ARRAY, K_BOOLEAN, K_DATE, K_FLOAT, K_JSONSTRING, K_LONG, K_STRING,
   nextStamp, type CompiledField, type CompiledSchema,
 } from './compiled.ts';
 import { anyValue, at, fail, here, J, number, setProp, stringToken, token, ws } from './json-lex.ts';
