@@ -32,9 +32,11 @@ export interface WorkloadResult {
 }
 
 export interface BenchOptions {
-  /** Measured seconds per load phase. */
+  /** Measured seconds per target, split over `rounds` phases. */
   durationS: number;
-  /** Unmeasured seconds before each load phase (JIT, page cache, segment files). */
+  /** Phases per target; targets take turns so machine noise hits them alike. */
+  rounds: number;
+  /** Unmeasured seconds before a target's first load phase (JIT, connections, page cache). */
   warmupS: number;
   connections: number;
   /** Directory to keep a --cpu-prof of the server in, when profiling. */
@@ -147,6 +149,32 @@ export function procCpuSeconds(pid: number, tid?: number): number | undefined {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
     return ticks / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Seconds a thread has spent on a CPU and waiting for one on the run queue
+ * (/proc/<pid>/task/<tid>/schedstat). A high wait means the thread was ready
+ * but the cores were busy: contention, not the code under test, set its pace.
+ */
+export function threadSchedSeconds(pid: number, tid: number): { run: number; wait: number } | undefined {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return run !== undefined && wait !== undefined ? { run: run / 1e9, wait: wait / 1e9 } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds all cores spent busy so far (/proc/stat: everything but idle and iowait). */
+export function machineBusySeconds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    const busy = [user, nice, system, irq, softirq, steal].reduce((s: number, v) => s + (v ?? NaN), 0);
+    return Number.isFinite(busy) ? busy / 100 : undefined;
   } catch {
     return undefined;
   }

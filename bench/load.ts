@@ -9,7 +9,7 @@
  * them with `combine`.
  */
 import { Pool } from 'undici';
-import { percentile, procCpuSeconds, procStatusKb } from './lib.ts';
+import { machineBusySeconds, percentile, procCpuSeconds, procStatusKb, threadSchedSeconds } from './lib.ts';
 import type { Body } from './points.ts';
 
 export interface LoadOptions {
@@ -37,6 +37,10 @@ export interface LoadPhase {
   cpu: number;
   mainCpu: number;
   clientCpu: number;
+  /** Seconds the target's main thread was runnable but waiting for a core. */
+  mainWait: number;
+  /** CPU seconds used by everything else on the machine (noise). */
+  otherCpu: number;
 }
 
 export interface LoadResult {
@@ -60,21 +64,47 @@ export interface LoadResult {
   mainThreadCores: number;
   /** The load generator's own CPU (this process), competing for the same cores. */
   clientCores: number;
+  /**
+   * Share of the window the target's main thread was ready to run but had no
+   * core. With mainThreadCores it splits the rest of the time into "waiting
+   * for a CPU" and "blocked or idle" (I/O, waiting for requests or fsync).
+   */
+  mainRunqWait: number;
+  /** Cores used by everything but the target and the client during the windows: the noise level. */
+  otherCores: number;
   /** Target's CPU microseconds per point: less sensitive to a busy machine than points/s. */
   cpuUsPerPoint: number;
-  /** points/s of each phase, to show the spread. */
+  /** points/s and other-load cores of each phase, to show the spread and its cause. */
   phasePointsPerSec: number[];
+  phaseOtherCores: number[];
 }
 
 interface CpuMark {
   all?: number;
   main?: number;
-  client: NodeJS.CpuUsage;
+  wait?: number;
+  machine?: number;
+  client: number;
 }
 
 function markCpu(pid: number): CpuMark {
-  // Node's main thread has tid = pid.
-  return { all: procCpuSeconds(pid), main: procCpuSeconds(pid, pid), client: process.cpuUsage() };
+  const c = process.cpuUsage();
+  return {
+    all: procCpuSeconds(pid),
+    main: procCpuSeconds(pid, pid), // Node's main thread has tid = pid
+    wait: threadSchedSeconds(pid, pid)?.wait,
+    machine: machineBusySeconds(),
+    client: (c.user + c.system) / 1e6,
+  };
+}
+
+/** A timer that takes a CPU mark at `ms` from now; cancel() when the phase is abandoned. */
+function markAt(pid: number, ms: number): { mark: Promise<CpuMark>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const mark = new Promise<CpuMark>((resolve) => {
+    timer = setTimeout(() => resolve(markCpu(pid)), ms);
+  });
+  return { mark, cancel: () => clearTimeout(timer) };
 }
 
 /**
@@ -92,11 +122,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadPhase> {
   const t0 = performance.now();
   const tStart = t0 + opts.warmupS * 1000;
   const tEnd = tStart + opts.durationS * 1000;
-  // CPU time is read by timers exactly at the window's edges, not when the last request ends.
-  let atStart: CpuMark | undefined;
-  let atEnd: CpuMark | undefined;
-  const startTimer = setTimeout(() => (atStart = markCpu(opts.pid)), tStart - t0);
-  const endTimer = setTimeout(() => (atEnd = markCpu(opts.pid)), tEnd - t0);
+  // CPU time is read by timers at the window's edges, not when the last request ends.
+  const startMark = markAt(opts.pid, tStart - t0);
+  const endMark = markAt(opts.pid, tEnd - t0);
 
   const worker = async (w: number): Promise<void> => {
     let k = w;
@@ -126,21 +154,25 @@ export async function runLoad(opts: LoadOptions): Promise<LoadPhase> {
         }),
       ),
     );
+    if (failure) throw failure;
+  } catch (err) {
+    startMark.cancel();
+    endMark.cancel();
+    throw err;
   } finally {
-    clearTimeout(startTimer);
-    clearTimeout(endTimer);
     await pool.close();
   }
-  if (failure) throw failure;
-  const delta = (k: 'all' | 'main'): number => {
-    const a = atStart?.[k];
-    const b = atEnd?.[k];
-    return a !== undefined && b !== undefined ? b - a : NaN;
+  const [a, b] = await Promise.all([startMark.mark, endMark.mark]);
+  const delta = (k: 'all' | 'main' | 'wait' | 'machine' | 'client'): number => {
+    const x = a[k];
+    const y = b[k];
+    return x !== undefined && y !== undefined ? y - x : NaN;
   };
-  const clientCpu = atStart && atEnd
-    ? (atEnd.client.user + atEnd.client.system - atStart.client.user - atStart.client.system) / 1e6
-    : NaN;
-  return { latencies, points, bytes, seconds: opts.durationS, ackedPoints, cpu: delta('all'), mainCpu: delta('main'), clientCpu };
+  const cpu = delta('all');
+  const clientCpu = delta('client');
+  // Whatever else ran on the machine meanwhile: other processes and kernel threads (e.g. writeback).
+  const otherCpu = delta('machine') - cpu - clientCpu;
+  return { latencies, points, bytes, seconds: opts.durationS, ackedPoints, cpu, mainCpu: delta('main'), clientCpu, mainWait: delta('wait'), otherCpu };
 }
 
 /** Combines the phases run against one target (pid) into one result. */
@@ -165,7 +197,10 @@ export function combine(phases: readonly LoadPhase[], pid: number): LoadResult {
     cpuCores: sum((p) => p.cpu) / seconds,
     mainThreadCores: sum((p) => p.mainCpu) / seconds,
     clientCores: sum((p) => p.clientCpu) / seconds,
+    mainRunqWait: sum((p) => p.mainWait) / seconds,
+    otherCores: sum((p) => p.otherCpu) / seconds,
     cpuUsPerPoint: (sum((p) => p.cpu) * 1e6) / points,
     phasePointsPerSec: phases.map((p) => Math.round(p.points / p.seconds)),
+    phaseOtherCores: phases.map((p) => Math.round((100 * p.otherCpu) / p.seconds) / 100),
   };
 }

@@ -2,9 +2,9 @@
  * Summarises a V8 .cpuprofile (node --cpu-prof) by self time: the top
  * functions and the share per source file, so a bench run can say where the
  * server's CPU goes without opening DevTools.
- * Standalone: npx tsx bench/profile.ts FILE.cpuprofile [TOP]
+ * Standalone: npx tsx bench/profile.ts FILE.cpuprofile [TOP] [POINTS]
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 interface ProfileNode {
@@ -35,6 +35,9 @@ function shortUrl(url: string, root: string): string {
     const parts = p.slice(nm + 14).split('/');
     return `npm:${parts.slice(0, parts[0]?.startsWith('@') ? 2 : 1).join('/')}`;
   }
+  // Compiled by bench/server.ts into <tmp>/pipeline-bench-build-*/{dist,baseline}/: name the source instead.
+  const built = /\/pipeline-bench-build-[^/]+\/(dist|baseline)\/(.*)$/.exec(p);
+  if (built) return `${built[1] === 'dist' ? 'src' : 'bench'}/${built[2] ?? ''}`;
   const dist = p.indexOf('/dist/');
   if (dist >= 0) return `src/${p.slice(dist + 6)}`;
   return p.startsWith(root) ? path.relative(root, p) : p;
@@ -81,27 +84,26 @@ export function summarise(file: string, root: string, top = 25): ProfileSummary 
   };
 }
 
-/** Text lines of a summary; percentages are of busy (non-idle) time. */
-export function formatSummary(s: ProfileSummary): string[] {
+/**
+ * Text lines of a summary; percentages are of busy (non-idle) time. With
+ * `points` (what the process handled while profiled) each line also shows
+ * nanoseconds per point, which compares across runs and processes.
+ */
+export function formatSummary(s: ProfileSummary, points?: number): string[] {
+  const perPoint = (ms: number): string => (points ? `${((ms * 1e6) / points).toFixed(1).padStart(6)} ns/pt  ` : '');
+  const busyMs = s.totalMs - s.idleMs;
   const out = [
-    `profile: ${(s.totalMs / 1000).toFixed(1)} s sampled, ${((100 * s.idleMs) / Math.max(1, s.totalMs)).toFixed(0)}% idle; shares below are of busy time`,
+    `${(s.totalMs / 1000).toFixed(1)} s sampled, ${((100 * s.idleMs) / Math.max(1, s.totalMs)).toFixed(0)}% idle, busy ${perPoint(busyMs).trim() || `${busyMs.toFixed(0)} ms`}; shares are of busy time`,
     'top self time by function:',
   ];
-  for (const f of s.functions) out.push(`  ${f.pct.toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.name}  (${f.where})`);
+  for (const f of s.functions) out.push(`  ${f.pct.toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${perPoint(f.selfMs)}${f.name}  (${f.where})`);
   out.push('self time by file:');
-  for (const f of s.files) out.push(`  ${f.pct.toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.file}`);
+  for (const f of s.files) out.push(`  ${f.pct.toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${perPoint(f.selfMs)}${f.file}`);
   return out;
 }
 
-/** The newest .cpuprofile in dir. */
-export function newestProfile(dir: string): string | undefined {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort();
-  const last = files.at(-1);
-  return last ? path.join(dir, last) : undefined;
-}
-
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [file, top] = process.argv.slice(2);
-  if (!file) throw new Error('usage: npx tsx bench/profile.ts FILE.cpuprofile [TOP]');
-  for (const line of formatSummary(summarise(file, process.cwd(), Number(top ?? 25)))) console.log(line);
+  const [file, top, points] = process.argv.slice(2);
+  if (!file) throw new Error('usage: npx tsx bench/profile.ts FILE.cpuprofile [TOP] [POINTS]');
+  for (const line of formatSummary(summarise(file, process.cwd(), Number(top ?? 25)), points ? Number(points) : undefined)) console.log(line);
 }

@@ -1,6 +1,7 @@
 /**
- * Benchmark entry: `npm run bench [-- WORKLOAD... ] [--duration=S] [--warmup=S]
- * [--connections=N] [--cpu-prof[=DIR]]`. Runs the named workloads (default:
+ * Benchmark entry: `npm run bench [-- WORKLOAD... ] [--duration=S] [--rounds=N]
+ * [--warmup=S] [--connections=N] [--cpu-prof[=DIR]]` (or BENCH_DURATION,
+ * BENCH_ROUNDS, BENCH_WARMUP, BENCH_CONNECTIONS). Runs the named workloads (default:
  * all, in the order below), then prints one report: machine context, each
  * workload's tables and target checks, and a `BENCH_JSON ` line with every
  * number. Exits non-zero only when a workload fails to run; missed targets
@@ -22,6 +23,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 function parseArgs(argv: string[]): { names: string[]; opts: BenchOptions } {
   const opts: BenchOptions = {
     durationS: Number(process.env.BENCH_DURATION ?? 10),
+    rounds: Number(process.env.BENCH_ROUNDS ?? 4),
     warmupS: Number(process.env.BENCH_WARMUP ?? 2),
     connections: Number(process.env.BENCH_CONNECTIONS ?? 8),
     cpuProfDir: undefined,
@@ -31,17 +33,19 @@ function parseArgs(argv: string[]): { names: string[]; opts: BenchOptions } {
     const [flag, value] = arg.split('=', 2) as [string, string | undefined];
     if (flag === '--duration') opts.durationS = Number(value);
     else if (flag === '--warmup') opts.warmupS = Number(value);
+    else if (flag === '--rounds') opts.rounds = Number(value);
     else if (flag === '--connections') opts.connections = Number(value);
     else if (flag === '--cpu-prof') opts.cpuProfDir = path.resolve(value ?? 'bench-profiles');
     else if (flag === '--help' || flag === '-h') {
-      console.log(`usage: npm run bench -- [${WORKLOADS.map((w) => w.name).join('|')}]... [--duration=S] [--warmup=S] [--connections=N] [--cpu-prof[=DIR]]`);
+      console.log(`usage: npm run bench -- [${WORKLOADS.map((w) => w.name).join('|')}]... [--duration=S] [--rounds=N] [--warmup=S] [--connections=N] [--cpu-prof[=DIR]]`);
       for (const w of WORKLOADS) console.log(`  ${w.name.padEnd(12)} ${w.description}`);
       process.exit(0);
     } else if (flag.startsWith('--')) throw new Error(`unknown option ${arg} (see --help)`);
     else names.push(arg);
   }
-  if (!(opts.durationS > 0 && opts.warmupS >= 0 && Number.isInteger(opts.connections) && opts.connections > 0)) {
-    throw new Error('--duration must be > 0, --warmup >= 0, --connections a positive integer');
+  const posInt = (v: number): boolean => Number.isInteger(v) && v > 0;
+  if (!(opts.durationS > 0 && opts.warmupS >= 0 && posInt(opts.connections) && posInt(opts.rounds))) {
+    throw new Error('--duration must be > 0, --warmup >= 0, --connections and --rounds positive integers');
   }
   for (const n of names) {
     if (!WORKLOADS.some((w) => w.name === n)) throw new Error(`unknown workload "${n}"; known: ${WORKLOADS.map((w) => w.name).join(', ')}`);
@@ -56,7 +60,7 @@ function printReport(results: Array<{ name: string; result?: WorkloadResult; err
     '==== benchmark report ====',
     `date ${machine.date}   node ${machine.node}   ${machine.platform}`,
     `cpu ${machine.cpuModel} x ${machine.cpus}   memory ${machine.totalMemMB} MiB   load avg at start ${machine.loadAvg.join(' ')}, at end ${end.loadAvg.join(' ')}`,
-    `load: ${opts.connections} connections, ${opts.warmupS} s warm-up + ${opts.durationS} s measured per phase`,
+    `load: ${opts.connections} connections; per target ${opts.durationS} s measured in ${opts.rounds} alternating round(s), first after a ${opts.warmupS} s warm-up`,
   ];
   for (const r of results) {
     lines.push('', `## ${r.name} (${r.seconds.toFixed(0)} s)`);

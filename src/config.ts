@@ -62,7 +62,7 @@ export const CONFIG_KEYS = [
   ['sqlTimeout', 'PIPELINE_SQL_TIMEOUT', '60s', 'longest a transform\'s SQL may run before it is interrupted'],
   ['transformSlots', 'PIPELINE_TRANSFORM_SLOTS', '2', 'concurrent runs of transforms whose repo has no group'],
   ['transformBatch', 'PIPELINE_TRANSFORM_BATCH', '1000000', 'most source points one transform run reads'],
-  ['pluginWorkers', 'PIPELINE_PLUGIN_WORKERS', '2', 'worker threads for JavaScript plugins'],
+  ['pluginWorkers', 'PIPELINE_PLUGIN_WORKERS', '2', 'sandboxed worker processes for JavaScript plugins'],
   ['pluginTimeout', 'PIPELINE_PLUGIN_TIMEOUT', '30s', 'longest a plugin may take over one batch'],
   ['pluginMemory', 'PIPELINE_PLUGIN_MEMORY', '256MB', 'heap limit of each plugin worker'],
 ] as const;

@@ -111,23 +111,29 @@ describe('JavaScript plugin runtime', () => {
     assert.deepEqual(await run('export default (p) => p', [{ ok: 'yes' }], out({ ok: 'string' })), [{ ok: 'yes' }]);
   });
 
+  test('one huge allocation that aborts V8 takes down only its own worker', async () => {
+    // In a worker thread this aborts the whole process (nodejs/node#47224); a child process contains it.
+    await assert.rejects(run('export default () => { new Array(2 ** 31 - 1).fill(1); }', [{}], out({})), PluginMemoryError);
+    assert.deepEqual(await run('export default (p) => p', [{ ok: 'still' }], out({ ok: 'string' })), [{ ok: 'still' }]);
+  });
+
   test('host capabilities are out of reach from plugin code', async () => {
     const code = `
       const probe = (f) => { try { const v = f(); return v === undefined ? 'undefined' : 'REACHED ' + String(v).slice(0, 40); } catch (e) { return 'blocked'; } };
       export default async () => ({
         process: typeof process, require: typeof require, fetch: typeof fetch, buffer: typeof Buffer,
-        setTimeout: typeof setTimeout, module: typeof module, importMeta: probe(() => import.meta.constructor),
+        setTimeout: typeof setTimeout, module: typeof module, arrayBuffer: typeof ArrayBuffer, uint8: typeof Uint8Array, importMeta: probe(() => import.meta.constructor),
         ctor: probe(() => globalThis.constructor.constructor('return process')()),
         fn: probe(() => (() => {}).constructor('return 1')()),
         eval: probe(() => eval('1')),
         wasm: probe(() => new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]))),
         dynImport: await import('node:fs').then((m) => 'REACHED ' + typeof m.readFileSync, (e) => probe(() => e.constructor.constructor('return process')())),
       })`;
-    const fields = ['process', 'require', 'fetch', 'buffer', 'setTimeout', 'module', 'importMeta', 'ctor', 'fn', 'eval', 'wasm', 'dynImport'];
+    const fields = ['process', 'require', 'fetch', 'buffer', 'setTimeout', 'module', 'arrayBuffer', 'uint8', 'importMeta', 'ctor', 'fn', 'eval', 'wasm', 'dynImport'];
     const [p] = await run(code, [{}], fields.map((name) => ({ name, type: 'string' })));
     assert.deepEqual(p, {
       process: 'undefined', require: 'undefined', fetch: 'undefined', buffer: 'undefined', setTimeout: 'undefined', module: 'undefined',
-      importMeta: 'undefined', ctor: 'blocked', fn: 'blocked', eval: 'blocked', wasm: 'blocked', dynImport: 'blocked',
+      arrayBuffer: 'undefined', uint8: 'undefined', importMeta: 'undefined', ctor: 'blocked', fn: 'blocked', eval: 'blocked', wasm: 'blocked', dynImport: 'blocked',
     });
   });
 
@@ -163,6 +169,17 @@ describe('JavaScript plugin runtime', () => {
         assert.match(err.message, message);
         return true;
       });
+    }
+  });
+
+  test('thread isolation runs plugins and stops infinite loops as well', async () => {
+    const threads = new JsPluginRuntime({ workers: 1, timeoutMs: 1_000, memoryMb: 32, isolation: 'thread' });
+    try {
+      assert.deepEqual(await threads.run('t', 'export default (p) => ({ v: p.v * 2 })', [{ v: 21 }], out({ v: 'long' })), [{ v: 42 }]);
+      await assert.rejects(threads.run('spin', 'export default () => { for (;;) {} }', [{}], out({})), PluginTimeoutError);
+      assert.deepEqual(await threads.run('t', 'export default (p) => ({ v: p.v * 2 })', [{ v: 1 }], out({ v: 'long' })), [{ v: 2 }]);
+    } finally {
+      await threads.close();
     }
   });
 
@@ -214,14 +231,14 @@ describe('Java plugin runtime', () => {
     assert.equal(await rt.available(), true);
   });
 
-  test('a parser class maps each point to two upper-cased points with enforced types', async () => {
+  test('a parser class maps each point to two upper-cased points with exact longs and enforced types', async () => {
     await rt.verify(jar, 'com.example.UpperParser');
-    const res = await rt.run('t/upper', jar, 'com.example.UpperParser', [{ msg: 'hello', n: 2 }, { msg: 'wörld', n: 5 }], out({ msg: 'string', copy: 'long', n2: 'long', big: 'long', ratio: 'float' }));
+    const res = await rt.run('t/upper', jar, 'com.example.UpperParser', [{ msg: 'hello', n: 2 }, { msg: 'wörld', n: 2n ** 60n }], out({ msg: 'string', copy: 'long', n2: 'long', big: 'long', ratio: 'float' }));
     assert.deepEqual(res, [
       { msg: 'HELLO', copy: 1, n2: 4, big: 9007199254740993n, ratio: 0.5 },
       { msg: 'HELLO', copy: 2, n2: 4, big: 9007199254740993n, ratio: 0.5 },
-      { msg: 'WÖRLD', copy: 1, n2: 10, big: 9007199254740993n, ratio: 0.5 },
-      { msg: 'WÖRLD', copy: 2, n2: 10, big: 9007199254740993n, ratio: 0.5 },
+      { msg: 'WÖRLD', copy: 1, n2: 2n ** 61n, big: 9007199254740993n, ratio: 0.5 },
+      { msg: 'WÖRLD', copy: 2, n2: 2n ** 61n, big: 9007199254740993n, ratio: 0.5 },
     ]);
   });
 
@@ -246,6 +263,23 @@ describe('Java plugin runtime', () => {
     await assert.rejects(rt.verify(notJar, 'com.example.UpperParser'), PluginInvalidError);
   });
 
+  test('a zip of classes without a manifest works as a jar', async () => {
+    const zip = path.join(dir, 'plain.zip.jar');
+    writeFileSync(zip, storedZip(classFiles(path.join(dir, 'classes'))));
+    await rt.verify(zip, 'com.example.CountParser');
+    assert.deepEqual(await rt.run('t/zip', zip, 'com.example.CountParser', [{ msg: 'z' }], out({ count: 'long' })), [{ count: 1 }]);
+  });
+
+  test('without java on the configured path the runtime is unavailable with a clear message', async () => {
+    const none = new JvmPluginRuntime({ timeoutMs: TIMEOUT_MS, memoryMb: 64, java: path.join(dir, 'no-such-java') });
+    assert.equal(await none.available(), false);
+    await assert.rejects(none.run('t/none', jar, 'com.example.UpperParser', [{}], out({})), (err: Error) => {
+      assert.ok(err instanceof PluginUnavailableError);
+      assert.equal(err.message, "Java plugins need a JDK (java and javac) on the server's PATH");
+      return true;
+    });
+  });
+
   test('a parser that never returns times out and the jar still runs afterwards', async () => {
     await assert.rejects(rt.run('t/spin', jar, 'com.example.SpinParser', [{}], out({})), PluginTimeoutError);
     const res = await rt.run('t/upper', jar, 'com.example.UpperParser', [{ msg: 'again', n: 1 }], out({ msg: 'string' }));
@@ -262,10 +296,14 @@ function buildJar(dir: string): string {
   try {
     execFileSync('jar', ['cf', jar, '-C', classes, '.'], { stdio: 'ignore' });
   } catch {
-    const files = readdirSync(classes, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.class'));
-    writeFileSync(jar, storedZip(files.map((f) => [f.split(path.sep).join('/'), readFileSync(path.join(classes, f))])));
+    writeFileSync(jar, storedZip(classFiles(classes)));
   }
   return jar;
+}
+
+function classFiles(classes: string): Array<[string, Buffer]> {
+  const files = readdirSync(classes, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.class'));
+  return files.map((f) => [f.split(path.sep).join('/'), readFileSync(path.join(classes, f))]);
 }
 
 /** A minimal zip with uncompressed entries, which is all a class loader needs. */

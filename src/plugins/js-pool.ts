@@ -1,10 +1,11 @@
 /**
- * A small pool of plugin worker threads. Each worker runs one request at a
- * time; a request that overruns its timeout or blows the heap limit gets its
- * worker terminated and replaced, so a bad plugin costs one worker restart
- * and never blocks other plugins for longer than the timeout.
+ * A small pool of plugin sandbox hosts ("workers": child processes by
+ * default, see js-channel.ts). Each worker runs one request at a time; a
+ * request that overruns its timeout or blows the heap limit gets its worker
+ * killed and replaced, so a bad plugin costs one worker restart and never
+ * blocks other plugins for longer than the timeout.
  */
-import { Worker } from 'node:worker_threads';
+import { openChannel, type Channel, type ChannelFailure, type Isolation } from './js-channel.ts';
 import { PluginMemoryError, PluginRunError, PluginTimeoutError, PluginInvalidError } from './errors.ts';
 import type { PluginForm } from './js-sandbox.ts';
 import type { WorkerReply, WorkerRequest } from './js-worker.ts';
@@ -14,6 +15,7 @@ export interface PoolOptions {
   workers: number;
   timeoutMs: number;
   memoryMb: number;
+  isolation: Isolation;
 }
 
 /** One unit of work for a worker. `label` names the plugin in error messages. */
@@ -41,7 +43,7 @@ interface Pending {
 }
 
 interface Slot {
-  worker: Worker;
+  ch: Channel;
   ready: boolean;
   dead: boolean;
   /** Plugin keys this worker has compiled, so their code need not be resent. */
@@ -49,22 +51,7 @@ interface Slot {
   active?: { id: number; pending: Pending; timer: NodeJS.Timeout };
 }
 
-// Compiled to dist/ the worker is a .js file next to this one. Under tsx it
-// is .ts, and Node 20 does not apply `--import tsx` to a worker's entry
-// module, so a small eval'd bootstrap loads it through tsx's API instead.
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './js-worker.ts' : './js-worker.js', import.meta.url);
-
-function workerEntry(): { entry: string | URL; eval: boolean } {
-  if (!WORKER_URL.pathname.endsWith('.ts')) return { entry: WORKER_URL, eval: false };
-  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  const entry = JSON.stringify(WORKER_URL.href);
-  return { entry: `import(${api}).then((tsx) => tsx.tsImport(${entry}, ${entry}))`, eval: true };
-}
-
-// SourceTextModule needs the flag; Worker accepts it per thread on Node 20.
-const EXEC_ARGV = ['--experimental-vm-modules', '--disable-warning=ExperimentalWarning'];
-
-/** Runs plugin jobs on worker threads with a per-job timeout and heap limit. */
+/** Runs plugin jobs on sandbox hosts (processes or threads) with a per-job timeout and heap limit. */
 export class JsWorkerPool {
   readonly #opts: PoolOptions;
   readonly #slots: Slot[] = [];
@@ -101,7 +88,7 @@ export class JsWorkerPool {
           clearTimeout(slot.active.timer);
           slot.active.pending.reject(new PluginRunError('the JavaScript plugin runtime is closed'));
         }
-        return slot.worker.terminate();
+        return slot.ch.kill();
       }),
     );
   }
@@ -125,26 +112,19 @@ export class JsWorkerPool {
   }
 
   #spawn(): void {
-    const { entry, eval: isEval } = workerEntry();
-    const worker = new Worker(entry, {
-      eval: isEval,
-      execArgv: EXEC_ARGV,
-      resourceLimits: { maxOldGenerationSizeMb: this.#opts.memoryMb },
-      // Nothing in the worker needs the server's environment (credentials live there).
-      env: {},
+    const slot = { ready: false, dead: false, known: new Set<string>() } as Slot;
+    slot.ch = openChannel(this.#opts.isolation, this.#opts.memoryMb, {
+      message: (reply) => this.#onReply(slot, reply),
+      failed: (f) => this.#retire(slot, this.#failure(slot, f), false),
     });
-    const slot: Slot = { worker, ready: false, dead: false, known: new Set() };
+    slot.ch.setRef(true); // starting for queued work
     this.#slots.push(slot);
-    worker.on('message', (reply: WorkerReply) => this.#onReply(slot, reply));
-    worker.on('error', (err: Error & { code?: string }) => {
-      const label = slot.active?.pending.job.label ?? 'plugin';
-      const error =
-        err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? new PluginMemoryError(`${label} exceeded the memory limit of ${this.#opts.memoryMb} MB`, this.#opts.memoryMb)
-          : new PluginRunError(`${label} crashed its worker: ${err.message}`, { cause: err });
-      this.#retire(slot, error, false);
-    });
-    worker.on('exit', () => this.#retire(slot, new PluginRunError('plugin worker exited unexpectedly'), false));
+  }
+
+  #failure(slot: Slot, f: ChannelFailure): Error {
+    const label = slot.active?.pending.job.label ?? 'plugin';
+    if (f.outOfMemory) return new PluginMemoryError(`${label} exceeded the memory limit of ${this.#opts.memoryMb} MB`, this.#opts.memoryMb);
+    return new PluginRunError(`${label} crashed its sandbox: ${f.detail}`);
   }
 
   #start(slot: Slot, pending: Pending): void {
@@ -155,7 +135,7 @@ export class JsWorkerPool {
       this.#retire(slot, new PluginTimeoutError(`${label} did not finish within ${ms} ms`, ms), true);
     }, this.#opts.timeoutMs);
     slot.active = { id, pending, timer };
-    slot.worker.ref(); // a running job keeps the process alive, an idle pool does not
+    slot.ch.setRef(true); // a running job keeps the process alive, an idle pool does not
     this.#post(slot, id, pending.job);
   }
 
@@ -165,14 +145,14 @@ export class JsWorkerPool {
     if (job.input !== undefined) req.input = job.input;
     if (job.big) req.big = true;
     slot.known.add(job.key);
-    slot.worker.postMessage(req);
+    slot.ch.send(req);
   }
 
   #onReply(slot: Slot, reply: WorkerReply): void {
     if (slot.dead) return;
     if (reply.type === 'ready') {
       slot.ready = true;
-      slot.worker.unref();
+      slot.ch.setRef(false);
       this.#pump();
       return;
     }
@@ -186,7 +166,7 @@ export class JsWorkerPool {
     }
     clearTimeout(active.timer);
     slot.active = undefined;
-    slot.worker.unref();
+    slot.ch.setRef(false);
     if (reply.type === 'done') {
       const result: PoolResult = { form: reply.form };
       if (reply.output !== undefined) result.output = reply.output;
@@ -210,7 +190,7 @@ export class JsWorkerPool {
       slot.active.pending.reject(error);
       slot.active = undefined;
     }
-    if (kill) void slot.worker.terminate();
+    if (kill) void slot.ch.kill();
     // A worker that dies before it is ready would die again: fail the queue instead of respawning forever.
     if (!slot.ready) {
       for (const p of this.#queue.splice(0)) p.reject(new PluginRunError(`could not start a plugin worker: ${error.message}`, { cause: error }));

@@ -1,17 +1,19 @@
 /**
  * JavaScript plugins: an uploaded ES module run over each batch of points in
- * sandboxed worker threads. See docs/plugins.md for the contract and
+ * a pool of sandboxed workers (child processes by default). See docs/plugins.md for the contract and
  * docs/decisions/004-plugin-runtimes.md for why it is built this way.
  */
 import { createHash } from 'node:crypto';
 import type { Point } from '../ingest/types.ts';
 import { PluginInvalidError, PluginRunError } from './errors.ts';
+import type { Isolation } from './js-channel.ts';
 import { JsWorkerPool, type PoolJob } from './js-pool.ts';
 import type { PluginForm } from './js-sandbox.ts';
 import { decodeOutput, pointsToJson, type OutputField } from './output.ts';
 
 export { PluginInvalidError, PluginMemoryError, PluginRunError, PluginTimeoutError, PluginUnavailableError } from './errors.ts';
 export type { OutputField } from './output.ts';
+export type { Isolation } from './js-channel.ts';
 
 /** Limits for {@link JsPluginRuntime}. */
 export interface JsRuntimeOptions {
@@ -21,6 +23,13 @@ export interface JsRuntimeOptions {
   timeoutMs: number;
   /** Heap limit of each worker (V8 old generation), shared by the plugin and the points it holds. */
   memoryMb: number;
+  /**
+   * `process` (default): each worker is a child process, so even a plugin
+   * that crashes V8 only takes its own worker down. `thread`: worker threads,
+   * lighter, but some out-of-memory paths abort the whole server
+   * (docs/decisions/004-plugin-runtimes.md); only for trusted plugins.
+   */
+  isolation?: Isolation;
 }
 
 // Per-point plugins are split into chunks so all workers share a big batch
@@ -30,7 +39,7 @@ const MIN_CHUNK = 1_000;
 const MAX_CHUNK = 10_000;
 const FORM_CACHE_LIMIT = 1_024;
 
-/** Runs JavaScript plugins (ES modules) in a pool of sandboxed worker threads. */
+/** Runs JavaScript plugins (ES modules) in a pool of sandboxed workers. */
 export class JsPluginRuntime {
   readonly #pool: JsWorkerPool;
   readonly #workers: number;
@@ -41,7 +50,8 @@ export class JsPluginRuntime {
       throw new RangeError('JsPluginRuntime needs workers >= 1, timeoutMs > 0 and memoryMb >= 16');
     }
     this.#workers = Math.floor(opts.workers);
-    this.#pool = new JsWorkerPool({ workers: this.#workers, timeoutMs: opts.timeoutMs, memoryMb: opts.memoryMb });
+    const isolation = opts.isolation ?? 'process';
+    this.#pool = new JsWorkerPool({ workers: this.#workers, timeoutMs: opts.timeoutMs, memoryMb: opts.memoryMb, isolation });
   }
 
   /**

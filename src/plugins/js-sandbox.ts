@@ -49,6 +49,10 @@ const MARK = '\u0000n:';
 Object.freeze(Promise.prototype);
 Object.freeze(Promise);
 Object.defineProperty(Error, 'prepareStackTrace', { value: undefined, writable: false, configurable: false });
+// Buffer memory lives outside the V8 heap, where the heap limit does not reach.
+for (const name of ['ArrayBuffer', 'SharedArrayBuffer', 'DataView', 'Atomics', 'WebAssembly', 'Int8Array', 'Uint8Array',
+  'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array', 'Uint32Array', 'Float16Array', 'Float32Array',
+  'Float64Array', 'BigInt64Array', 'BigUint64Array']) delete globalThis[name];
 const revive = (k, v) => (typeof v === 'string' && v.startsWith(MARK) ? toBig(v.slice(MARK.length)) : v);
 const bigToText = (k, v) => (typeof v === 'bigint' ? v.toString() : v);
 const isThenable = (r) => r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function';
@@ -92,7 +96,7 @@ async function drive(ns, input, big) {
     }
     let text;
     try { text = stringify(out); } catch (_) { text = stringify(out, bigToText); }
-    return typeof text === 'string' ? 'R' + text : 'Eoutput is not serialisable';
+    return typeof text === 'string' ? text : 'Eoutput is not serialisable';
   } catch (e) {
     return 'E' + describe(e);
   }
@@ -155,8 +159,9 @@ export async function compilePlugin(code: string, identifier: string): Promise<S
         helpers.then.call(
           pending,
           (text) => {
+            // Output is a JSON array, so it starts with '['; errors start with 'E' (no copy of big results).
             if (typeof text !== 'string') reject(new SandboxRunError('plugin driver returned no result'));
-            else if (text.startsWith('R')) resolve(text.slice(1));
+            else if (text.startsWith('[')) resolve(text);
             else reject(new SandboxRunError(text.slice(1)));
           },
           () => reject(new SandboxRunError('plugin failed')),

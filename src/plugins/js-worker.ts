@@ -1,9 +1,9 @@
 /**
- * Worker thread entry for JavaScript plugins. Started by JsPluginRuntime
- * with a heap limit and --experimental-vm-modules; handles one request at a
- * time and keeps compiled plugins so that steady-state runs pay only for
- * the data. The main thread kills this worker on timeout, so nothing here
- * needs to police running time.
+ * Sandbox host for JavaScript plugins: the entry of a child process
+ * (default) or worker thread started by the plugin pool with a heap limit
+ * and --experimental-vm-modules. Handles one request at a time and keeps
+ * compiled plugins so that steady-state runs pay only for the data. The
+ * pool kills this host on timeout, so nothing here polices running time.
  */
 import { parentPort } from 'node:worker_threads';
 import { compilePlugin, SandboxInvalidError, type PluginForm, type SandboxedPlugin } from './js-sandbox.ts';
@@ -55,13 +55,22 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
   }
 }
 
+// A plugin may leave a rejected promise unhandled; by default that would
+// crash the host. The reason is plugin-made, so it is not even inspected.
+process.on('unhandledRejection', () => {});
+
 if (parentPort) {
   const port = parentPort;
-  // A plugin may leave a rejected promise unhandled; by default that would
-  // crash the worker. The reason is plugin-made, so it is not even inspected.
-  process.on('unhandledRejection', () => {});
   port.on('message', (req: WorkerRequest) => {
     void handle(req).then((reply) => port.postMessage(reply));
   });
   port.postMessage({ type: 'ready' } satisfies WorkerReply);
+} else if (process.send) {
+  const send = process.send.bind(process);
+  process.on('message', (req: WorkerRequest) => {
+    void handle(req).then((reply) => send(reply));
+  });
+  // Without the server there is nothing to do: do not outlive it.
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'ready' } satisfies WorkerReply);
 }

@@ -41,6 +41,8 @@ interface HostEntry {
   /** mtime and size of the jar when the JVM loaded it: a replaced jar needs a new JVM. */
   stamp: string;
   forms: Map<string, 'map' | 'batch'>;
+  /** Runs in progress: the idle timer only runs while this is 0. */
+  active: number;
   idle?: NodeJS.Timeout;
 }
 
@@ -94,6 +96,7 @@ export class JvmPluginRuntime {
     const label = `plugin "${pluginId}"`;
     const entry = this.#entry(classDir, jarPath);
     if (entry.idle) clearTimeout(entry.idle);
+    entry.active++;
     try {
       let form = entry.forms.get(className);
       if (form === undefined) {
@@ -114,6 +117,7 @@ export class JvmPluginRuntime {
       }
       return result;
     } finally {
+      entry.active--;
       this.#scheduleIdle(jarPath, entry);
     }
   }
@@ -153,17 +157,21 @@ export class JvmPluginRuntime {
     }
     const cur = this.#hosts.get(jarPath);
     if (cur && !cur.host.dead && cur.stamp === stamp) return cur;
-    if (cur) cur.host.kill();
-    const entry: HostEntry = { host: this.#start(classDir, jarPath), stamp, forms: new Map() };
+    // A replaced jar's JVM finishes the runs it has (see #scheduleIdle), then goes.
+    if (cur && cur.active === 0) cur.host.kill();
+    const entry: HostEntry = { host: this.#start(classDir, jarPath), stamp, forms: new Map(), active: 0 };
     this.#hosts.set(jarPath, entry);
     return entry;
   }
 
   #scheduleIdle(jarPath: string, entry: HostEntry): void {
-    if (entry.host.dead) {
-      if (this.#hosts.get(jarPath) === entry) this.#hosts.delete(jarPath);
+    const current = this.#hosts.get(jarPath) === entry;
+    if (entry.host.dead || !current) {
+      if (current) this.#hosts.delete(jarPath);
+      if (entry.active === 0) entry.host.kill();
       return;
     }
+    if (entry.active > 0) return;
     entry.idle = setTimeout(() => {
       entry.host.kill();
       if (this.#hosts.get(jarPath) === entry) this.#hosts.delete(jarPath);

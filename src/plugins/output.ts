@@ -61,6 +61,12 @@ export function decodeOutput(json: string, output: readonly OutputField[], label
  */
 export function enforceOutput(rows: unknown, output: readonly OutputField[], label: string): Point[] {
   if (!Array.isArray(rows)) throw new PluginRunError(`${label} returned ${kindOf(rows)}, expected an array of points`);
+  // Hoisted per call: this loop runs once per output value, the hot path of every plugin run.
+  const names = output.map((f) => f.name);
+  const types = output.map((f) => f.type ?? 'string');
+  // Only names that exist on Object.prototype need the own-property check (JSON objects inherit from it).
+  const inherited = names.map((n) => n in Object.prototype);
+  const nf = names.length;
   const points: Point[] = [];
   for (let i = 0; i < rows.length; i++) {
     const row: unknown = rows[i];
@@ -70,20 +76,23 @@ export function enforceOutput(rows: unknown, output: readonly OutputField[], lab
     }
     const src = row as Record<string, unknown>;
     const point: Point = {};
-    for (const field of output) {
-      // Own properties only: an output named like an Object.prototype member must not pick up inherited values.
-      if (!Object.hasOwn(src, field.name)) continue;
-      const value = src[field.name];
+    for (let f = 0; f < nf; f++) {
+      const name = names[f] as string;
+      if (inherited[f] && !Object.hasOwn(src, name)) continue;
+      const value = src[name];
       if (value === null || value === undefined) continue;
-      const coerced = coerce(value, field.type);
+      const type = types[f] as OutputField['type'];
+      // Fast paths for values that already have their declared type.
+      let coerced: unknown;
+      if (type === 'string' && typeof value === 'string') coerced = value;
+      else if (type !== 'string' && typeof value === 'number' && (type === 'float' ? Number.isFinite(value) : Number.isInteger(value))) coerced = value;
+      else coerced = coerce(value, type);
       if (coerced === undefined) {
-        throw new PluginRunError(
-          `${label}: output field "${field.name}" is declared ${field.type ?? 'string'} but output point #${i} has ${preview(value)}`,
-        );
+        throw new PluginRunError(`${label}: output field "${name}" is declared ${type} but output point #${i} has ${preview(value)}`);
       }
       // "__proto__" is a legal field name; plain assignment would set the prototype instead.
-      if (field.name === '__proto__') Object.defineProperty(point, field.name, { value: coerced, enumerable: true, writable: true, configurable: true });
-      else point[field.name] = coerced;
+      if (name === '__proto__') Object.defineProperty(point, name, { value: coerced, enumerable: true, writable: true, configurable: true });
+      else point[name] = coerced;
     }
     points.push(point);
   }

@@ -3,9 +3,9 @@
  * SELECT, bound against the source table, with its output columns mapped to
  * repo fields (types.ts).
  */
-import { StatementType, type DuckDBConnection, type DuckDBMaterializedResult, type DuckDBPreparedStatement } from '@duckdb/node-api';
+import { StatementType, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { ApiError } from '../errors.ts';
-import type { Point, SchemaField } from '../ingest/types.ts';
+import type { SchemaField } from '../ingest/types.ts';
 import { planType, quoteIdent, quoteLiteral, toField, uniqueKeys, type TypePlan } from './types.ts';
 
 /** A checked query: the repo fields of its result and how to read each column. */
@@ -93,26 +93,4 @@ export function executableSql(sql: string, plan: QueryPlan): string {
   const aliases = plan.plans.map((_p, i) => quoteIdent(`c${i}`));
   const cols = plan.plans.map((p, i) => (p.cast ? `CAST(${aliases[i]} AS ${p.target}) AS ${aliases[i]}` : aliases[i]));
   return `SELECT ${cols.join(', ')} FROM query(${quoteLiteral(sql)}) AS _pq(${aliases.join(', ')})`;
-}
-
-/** Result rows as points: one object per row, NULLs (and unrepresentable values) omitted. */
-export function readRows(result: DuckDBMaterializedResult, plan: QueryPlan): Point[] {
-  const rows: Point[] = [];
-  for (let ci = 0; ci < result.chunkCount; ci++) {
-    const chunk = result.getChunk(ci);
-    const n = chunk.rowCount;
-    const base = rows.length;
-    for (let r = 0; r < n; r++) rows.push({});
-    plan.plans.forEach((p, c) => {
-      const key = (plan.fields[c] as SchemaField).key;
-      const vec = chunk.getColumnVector(c);
-      for (let r = 0; r < n; r++) {
-        const v = vec.getItem(r);
-        if (v === null) continue;
-        const x = p.read(v);
-        if (x !== undefined) (rows[base + r] as Point)[key] = x;
-      }
-    });
-  }
-  return rows;
 }

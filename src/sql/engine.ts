@@ -3,11 +3,13 @@
  * sandboxed, on which each run gets its own connection and TEMP table.
  * See docs/decisions/003-sql-engine-and-type-mapping.md.
  */
+import { mkdir } from 'node:fs/promises';
 import { DuckDBInstance, type DuckDBConnection, type DuckDBMaterializedResult } from '@duckdb/node-api';
 import { ApiError } from '../errors.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
-import { checkQuery, executableSql, readRows } from './check.ts';
+import { checkQuery, executableSql } from './check.ts';
 import { appendPoints } from './load.ts';
+import { readRows } from './read.ts';
 import { createTableSql } from './types.ts';
 
 export interface SqlEngineOptions {
@@ -19,8 +21,12 @@ export interface SqlEngineOptions {
 }
 
 export interface RunOptions {
+  /** Budget for planning plus executing the query (loading the points is not counted). */
   timeoutMs: number;
 }
+
+/** Planning budget for describe(): a query whose constant folding alone takes this long is no transform. */
+const DESCRIBE_TIMEOUT_MS = 10_000;
 
 /** The query ran longer than its timeout and was interrupted. */
 export class SqlTimeoutError extends Error {
@@ -64,6 +70,9 @@ export class SqlEngine {
 
   /** Starts a sandboxed in-memory DuckDB instance. */
   static async create(opts: SqlEngineOptions): Promise<SqlEngine> {
+    // DuckDB creates only the last level of temp_directory when it first
+    // spills, and fails the query if a parent is missing.
+    if (opts.tempDir) await mkdir(opts.tempDir, { recursive: true });
     const instance = await DuckDBInstance.create(':memory:', instanceConfig(opts));
     const setup = await instance.connect();
     try {
@@ -83,17 +92,27 @@ export class SqlEngine {
   /**
    * Checks `sql` against an empty table `table` with `schema` and returns the
    * output schema (all fields required=false). Throws ApiError E18209 with
-   * the engine's message for anything but exactly one valid SELECT.
+   * the engine's message for anything but exactly one valid SELECT, and when
+   * planning alone exceeds `opts.timeoutMs` (default 10 s).
    */
-  async describe(table: string, schema: SchemaField[], sql: string): Promise<SchemaField[]> {
-    return this.withTable(table, schema, async (conn) => (await checkQuery(conn, sql)).fields);
+  async describe(table: string, schema: SchemaField[], sql: string, opts?: RunOptions): Promise<SchemaField[]> {
+    const timeoutMs = opts?.timeoutMs ?? DESCRIBE_TIMEOUT_MS;
+    return this.withTable(table, schema, async (conn) => {
+      try {
+        return (await withTimeout(conn, timeoutMs, () => checkQuery(conn, sql))).fields;
+      } catch (err) {
+        if (err instanceof SqlTimeoutError) throw new ApiError('E18209', `planning the query took more than ${timeoutMs} ms`, { cause: err });
+        throw err;
+      }
+    });
   }
 
   /**
    * Loads `points` into a table `table` private to this run, runs `sql` and
    * returns the output schema and rows. Throws ApiError E18209 for invalid
-   * SQL, SqlTimeoutError after `opts.timeoutMs` of execution, SqlRuntimeError
-   * for engine failures.
+   * SQL, SqlTimeoutError once planning plus execution exceed `opts.timeoutMs`
+   * (the synchronous load is not counted), SqlRuntimeError for engine
+   * failures (out of memory, cast errors) and failed loads.
    */
   async run(
     table: string,
@@ -104,11 +123,13 @@ export class SqlEngine {
   ): Promise<{ fields: SchemaField[]; rows: Point[] }> {
     return this.withTable(table, schema, async (conn) => {
       // Checked before loading so invalid SQL fails without paying for the load.
-      const plan = await checkQuery(conn, sql);
+      const started = performance.now();
+      const plan = await withTimeout(conn, opts.timeoutMs, () => checkQuery(conn, sql));
+      const left = opts.timeoutMs - (performance.now() - started);
       await load(conn, table, schema, points);
       // Executed as a fresh statement after loading: a statement prepared over
       // the empty table would be optimised with its (empty) statistics.
-      const result = await execute(conn, executableSql(sql, plan), opts.timeoutMs);
+      const result = await withTimeout(conn, left, () => execute(conn, executableSql(sql, plan)), opts.timeoutMs);
       return { fields: plan.fields, rows: readRows(result, plan) };
     });
   }
@@ -154,20 +175,33 @@ async function load(conn: DuckDBConnection, table: string, schema: SchemaField[]
   }
 }
 
-/** Runs `sql`, interrupting the connection once `timeoutMs` has passed. */
-async function execute(conn: DuckDBConnection, sql: string, timeoutMs: number): Promise<DuckDBMaterializedResult> {
+/**
+ * Runs `fn`, interrupting the connection once `timeoutMs` has passed
+ * (`budgetMs` is the whole budget, for the message). DuckDB
+ * checks for interrupts between vectors of work, in execution and in
+ * planning (constant folding), so the error follows within milliseconds
+ * unless a single value is expensive to compute.
+ */
+async function withTimeout<T>(conn: DuckDBConnection, timeoutMs: number, fn: () => Promise<T>, budgetMs = timeoutMs): Promise<T> {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     conn.interrupt();
-  }, timeoutMs);
+  }, Math.max(0, timeoutMs));
+  try {
+    return await fn();
+  } catch (err) {
+    if (timedOut) throw new SqlTimeoutError(`query exceeded ${budgetMs} ms and was interrupted`, { cause: err });
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function execute(conn: DuckDBConnection, sql: string): Promise<DuckDBMaterializedResult> {
   try {
     return await conn.run(sql);
   } catch (err) {
-    if (timedOut) throw new SqlTimeoutError(`query exceeded ${timeoutMs} ms and was interrupted`, { cause: err });
-    if (err instanceof ApiError) throw err;
     throw new SqlRuntimeError(errorText(err), { cause: err });
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -7,7 +7,8 @@
  * columns are written into typed arrays and copied into the vector with one
  * memcpy per chunk, and short ASCII strings are written inline in DuckDB's
  * 16-byte string_t layout. Measured numbers are in
- * docs/decisions/003-sql-engine-and-type-mapping.md.
+ * docs/decisions/003-sql-engine-and-type-mapping.md. The layouts assume a
+ * little-endian host, as are all platforms DuckDB ships Node binaries for.
  */
 import duckdb from '@duckdb/node-bindings';
 import { DuckDBDataChunk, type DuckDBAppender } from '@duckdb/node-api';

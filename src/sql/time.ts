@@ -131,24 +131,39 @@ export function writeInt64(out: Int32Array, i: number, v: number): void {
 
 const pad2 = (n: number): string => (n < 10 ? '0' : '') + n;
 
+/** The last second formatted ('YYYY-MM-DDTHH:MM:SS') and its number: result timestamps cluster. */
+let fmtSecond = NaN;
+let fmtSecondText = '';
+
+/** '000'..'999', and the same with trailing zeros trimmed, for fraction digits without per-value padding. */
+const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+const DIGITS3_TRIMMED = DIGITS3.map((d) => d.replace(/0+$/, ''));
+
+/** '.ddd[ddd[ddd]]' for 1..999,999,999 ns, trailing zeros trimmed. */
+function fraction(nanos: number): string {
+  const ms = Math.floor(nanos / 1_000_000);
+  const us = Math.floor(nanos / 1000) % 1000;
+  const ns = nanos % 1000;
+  if (ns !== 0) return '.' + DIGITS3[ms] + DIGITS3[us] + DIGITS3_TRIMMED[ns];
+  if (us !== 0) return '.' + DIGITS3[ms] + DIGITS3_TRIMMED[us];
+  return '.' + DIGITS3_TRIMMED[ms];
+}
+
 /**
- * Formats a UTC instant (whole seconds since the epoch plus a fraction in
- * nanoseconds) as RFC 3339 with 'Z'. The fraction is trimmed of trailing
- * zeros, like Go's RFC3339Nano, so whole seconds carry none.
+ * RFC 3339 in UTC with 'Z' for whole seconds since the epoch plus a fraction
+ * in nanoseconds, trimmed of trailing zeros like Go's RFC3339Nano (so whole
+ * seconds carry none). Undefined outside years 0..9999 (also ±infinity).
  */
-function formatUtc(seconds: bigint, nanos: number): string | undefined {
-  const ms = Number(seconds) * 1000;
-  const date = new Date(ms);
-  if (Number.isNaN(date.getTime())) return undefined;
-  const y = date.getUTCFullYear();
-  if (y < 0 || y > 9999) return undefined;
-  let frac = '';
-  if (nanos !== 0) frac = '.' + String(nanos).padStart(9, '0').replace(/0+$/, '');
-  return (
-    String(y).padStart(4, '0') + '-' + pad2(date.getUTCMonth() + 1) + '-' + pad2(date.getUTCDate()) +
-    'T' + pad2(date.getUTCHours()) + ':' + pad2(date.getUTCMinutes()) + ':' + pad2(date.getUTCSeconds()) +
-    frac + 'Z'
-  );
+function formatUtc(seconds: number, nanos: number): string | undefined {
+  if (seconds !== fmtSecond) {
+    const date = new Date(seconds * 1000);
+    const y = date.getUTCFullYear();
+    if (Number.isNaN(y) || y < 0 || y > 9999) return undefined;
+    fmtSecondText = String(y).padStart(4, '0') + '-' + pad2(date.getUTCMonth() + 1) + '-' + pad2(date.getUTCDate()) +
+      'T' + pad2(date.getUTCHours()) + ':' + pad2(date.getUTCMinutes()) + ':' + pad2(date.getUTCSeconds());
+    fmtSecond = seconds;
+  }
+  return nanos === 0 ? fmtSecondText + 'Z' : fmtSecondText + fraction(nanos) + 'Z';
 }
 
 /** Floor division and non-negative remainder for bigint. */
@@ -158,14 +173,20 @@ function divmod(v: bigint, d: bigint): [bigint, bigint] {
   return r < 0n ? [q - 1n, r + d] : [q, r];
 }
 
+/** RFC 3339 (UTC, 'Z') for DuckDB microseconds given as an exact number (|v| < 2^53). */
+export function formatMicrosNumber(micros: number): string | undefined {
+  const seconds = Math.floor(micros / 1_000_000);
+  return formatUtc(seconds, (micros - seconds * 1_000_000) * 1000);
+}
+
 /** RFC 3339 (UTC, 'Z') for DuckDB microseconds; undefined for ±infinity or years outside 0..9999. */
 export function formatMicros(micros: bigint): string | undefined {
   const [s, us] = divmod(micros, 1_000_000n);
-  return formatUtc(s, Number(us) * 1000);
+  return formatUtc(Number(s), Number(us) * 1000);
 }
 
 /** RFC 3339 (UTC, 'Z') for DuckDB nanoseconds (TIMESTAMP_NS). */
 export function formatNanos(nanos: bigint): string | undefined {
   const [s, ns] = divmod(nanos, 1_000_000_000n);
-  return formatUtc(s, Number(ns));
+  return formatUtc(Number(s), Number(ns));
 }
