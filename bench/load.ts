@@ -58,6 +58,8 @@ export interface LoadResult {
   maxMs: number;
   /** Peak RSS of the target over its whole life (VmHWM), MiB. */
   peakRssMiB: number;
+  /** RSS before any load (as given to combine), MiB: the fixed part of peakRssMiB. */
+  idleRssMiB: number;
   /** Target's CPU seconds per wall second in the windows (1.0 = one core busy). */
   cpuCores: number;
   /** The same for the target's main thread only: near 1.0 means its event loop is saturated. */
@@ -176,7 +178,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadPhase> {
 }
 
 /** Combines the phases run against one target (pid) into one result. */
-export function combine(phases: readonly LoadPhase[], pid: number): LoadResult {
+export function combine(phases: readonly LoadPhase[], pid: number, idleRssMiB = NaN): LoadResult {
   const sum = (f: (p: LoadPhase) => number): number => phases.reduce((s, p) => s + f(p), 0);
   const latencies = phases.flatMap((p) => p.latencies).sort((a, b) => a - b);
   const seconds = sum((p) => p.seconds);
@@ -194,6 +196,7 @@ export function combine(phases: readonly LoadPhase[], pid: number): LoadResult {
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.at(-1) ?? NaN,
     peakRssMiB: (procStatusKb(pid, 'VmHWM') ?? NaN) / 1024,
+    idleRssMiB,
     cpuCores: sum((p) => p.cpu) / seconds,
     mainThreadCores: sum((p) => p.mainCpu) / seconds,
     clientCores: sum((p) => p.clientCpu) / seconds,

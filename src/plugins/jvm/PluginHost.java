@@ -30,7 +30,6 @@ import java.util.Map;
  * Replies: {"id":N,"ok":true,"form":"map"|"batch","points":[...]} or
  *          {"id":N,"ok":false,"kind":"invalid"|"run","error":"..."}.
  * The server enforces time and memory limits by killing this process.
- * Generated into host-source.ts; edit here, then regenerate (see that file).
  */
 public final class PluginHost {
   private static final class Target {
