@@ -15,8 +15,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ingestWorkload } from './ingest.ts';
 import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions, type Workload, type WorkloadResult } from './lib.ts';
+import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
-const WORKLOADS: Workload[] = [ingestWorkload];
+const WORKLOADS: Workload[] = [ingestWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -38,7 +39,8 @@ function parseArgs(argv: string[]): { names: string[]; opts: BenchOptions } {
     else if (flag === '--cpu-prof') opts.cpuProfDir = path.resolve(value ?? 'bench-profiles');
     else if (flag === '--help' || flag === '-h') {
       console.log(`usage: npm run bench -- [${WORKLOADS.map((w) => w.name).join('|')}]... [--duration=S] [--rounds=N] [--warmup=S] [--connections=N] [--cpu-prof[=DIR]]`);
-      for (const w of WORKLOADS) console.log(`  ${w.name.padEnd(12)} ${w.description}`);
+      const width = Math.max(...WORKLOADS.map((w) => w.name.length));
+      for (const w of WORKLOADS) console.log(`  ${w.name.padEnd(width)}  ${w.description}`);
       process.exit(0);
     } else if (flag.startsWith('--')) throw new Error(`unknown option ${arg} (see --help)`);
     else names.push(arg);
@@ -103,6 +105,14 @@ async function main(): Promise<number> {
       })().finally(() => process.exit(130));
     });
   }
+  let failCurrent: ((err: unknown) => void) | undefined;
+  const stray = (err: unknown): void => {
+    if (failCurrent) return failCurrent(err);
+    process.stderr.write(`uncaught outside any workload: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 2;
+  };
+  process.on('unhandledRejection', stray);
+  process.on('uncaughtException', stray);
   if (opts.cpuProfDir) mkdirSync(opts.cpuProfDir, { recursive: true });
   const machine = machineInfo();
   const results: Array<{ name: string; result?: WorkloadResult; error?: string; seconds: number }> = [];
@@ -118,11 +128,15 @@ async function main(): Promise<number> {
       };
       const t0 = performance.now();
       try {
-        results.push({ name: w.name, result: await w.run(ctx), seconds: (performance.now() - t0) / 1000 });
+        // A stray rejection or throw from the workload's background work fails that workload,
+        // instead of killing the suite before it cleans up and reports.
+        const stray = new Promise<never>((_, reject) => (failCurrent = reject));
+        results.push({ name: w.name, result: await Promise.race([w.run(ctx), stray]), seconds: (performance.now() - t0) / 1000 });
       } catch (err) {
         ctx.log(`failed: ${(err as Error).stack ?? String(err)}`);
         results.push({ name: w.name, error: (err as Error).message, seconds: (performance.now() - t0) / 1000 });
       } finally {
+        failCurrent = undefined;
         await current.runAll();
         current = undefined;
       }
