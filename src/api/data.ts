@@ -10,7 +10,7 @@ import { sendJson } from './http.ts';
 const gunzipAsync = promisify(gunzip);
 
 /** The request body as text: gunzipped when sent so (bounded), valid UTF-8 only. */
-async function bodyText(req: FastifyRequest, maxBytes: number): Promise<string> {
+async function bodyText(req: FastifyRequest, maxBytes: number): Promise<{ text: string; raw: Buffer }> {
   if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new ApiError('E18006');
   let body: Buffer = req.body;
   const enc = String(req.headers['content-encoding'] ?? '').toLowerCase();
@@ -26,7 +26,7 @@ async function bodyText(req: FastifyRequest, maxBytes: number): Promise<string> 
     throw new ApiError('E18007', `unsupported Content-Encoding "${enc.slice(0, 32)}"`);
   }
   if (!isUtf8(body)) throw new ApiError('E18007', 'body is not valid UTF-8');
-  return body.toString('utf8');
+  return { text: body.toString('utf8'), raw: body };
 }
 
 /** Data push (text point format) and the sample read of the newest points. */
@@ -36,9 +36,9 @@ export async function dataRoutes(app: FastifyInstance, ctx: AppContext): Promise
     async (req, reply) => {
       // Check the repo before the body so a wrong name answers E18102 even for a bad body.
       ctx.repos.must(req.account, req.params.repo);
-      const text = await bodyText(req, ctx.config.maxBodyBytes);
+      const { text, raw } = await bodyText(req, ctx.config.maxBodyBytes);
       const tags = req.query.tags ? decodeTags(req.query.tags) : undefined;
-      await ctx.repos.push(req.account, req.params.repo, text, tags);
+      await ctx.repos.push(req.account, req.params.repo, text, tags, raw);
       return reply.send();
     },
   );

@@ -136,15 +136,21 @@ export class RepoService {
     return compiled;
   }
 
-  /** Validates and durably appends one request's points (all or nothing). Returns how many. */
-  async push(account: string, name: string, text: string, tags?: string): Promise<number> {
+  /**
+   * Validates and durably appends one request's points (all or nothing).
+   * `raw` is the UTF-8 body `text` was decoded from: when the validated lines
+   * are the body verbatim (no tags, CR, BOM or blank lines) it is stored as is.
+   * Returns how many points were stored.
+   */
+  async push(account: string, name: string, text: string, tags?: string, raw?: Buffer): Promise<number> {
     const repo = this.must(account, name);
     if (repo.derivedFrom) throw new ApiError('E18223', `${name} is written by transform ${repo.derivedFrom}`);
     const writer = this.meta.transformWriting(account, name);
     if (writer) throw new ApiError('E18223', `${name} is written by transform ${writer.repo}/${writer.name}`);
     const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
     const log = await this.log(account, repo);
-    await log.append(lines);
+    const payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
+    await (payload ? log.appendPayload(payload, lines.length) : log.append(lines));
     return lines.length;
   }
 
@@ -157,4 +163,17 @@ export class RepoService {
     const schema = this.compiled(account, repo);
     return lines.map((l) => decodeLine(l, schema));
   }
+}
+
+/**
+ * The body bytes as a log payload, when the lines are exactly the body's lines:
+ * lines are in-order slices of `text`, so equal total length means nothing was
+ * dropped or changed. Only a trailing newline is cut.
+ */
+function verbatimPayload(text: string, raw: Buffer, lines: readonly string[]): Buffer | undefined {
+  const end = text.endsWith('\n') ? text.length - 1 : text.length;
+  let total = lines.length - 1;
+  for (const l of lines) total += l.length;
+  if (total !== end) return undefined;
+  return end === text.length ? raw : raw.subarray(0, raw.length - 1);
 }

@@ -66,14 +66,17 @@ export class SegmentedLog implements RepoLog {
   }
 
   append(lines: readonly string[]): Promise<AppendResult> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closing) return Promise.reject(new LogClosedError(`log ${this.dir} is closed`));
     const count = lines.length;
-    if (count === 0) return this.whenDurable(this.writtenEnd, this.writtenEnd);
     for (let i = 0; i < count; i++) {
       if (lines[i]!.includes('\n')) return Promise.reject(new InvalidLineError(`line ${i} contains a newline`));
     }
-    const payload = Buffer.from(lines.join('\n'), 'utf8');
+    return this.appendPayload(count === 0 ? Buffer.alloc(0) : Buffer.from(lines.join('\n'), 'utf8'), count);
+  }
+
+  appendPayload(payload: Buffer, count: number): Promise<AppendResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new LogClosedError(`log ${this.dir} is closed`));
+    if (count === 0) return this.whenDurable(this.writtenEnd, this.writtenEnd);
     if (payload.length > MAX_PAYLOAD_BYTES) {
       return Promise.reject(new RangeError(`append of ${payload.length} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
     }

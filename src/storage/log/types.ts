@@ -52,6 +52,12 @@ export interface RepoLog {
    * visible to readers.
    */
   append(lines: readonly string[]): Promise<AppendResult>;
+  /**
+   * Same as append() for points already encoded: `payload` must be exactly the
+   * UTF-8 of `count` lines joined by '\n' (no trailing newline). Lets data push
+   * store a validated request body without copying it line by line.
+   */
+  appendPayload(payload: Buffer, count: number): Promise<AppendResult>;
   /** Reads up to maxPoints points starting at `from` (clamped to the retained range). */
   read(from: number, maxPoints: number): Promise<ReadResult>;
   /** Offset one past the newest durable point. */
