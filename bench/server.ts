@@ -181,7 +181,8 @@ export async function startChild(ctx: BenchContext, opts: StartOptions): Promise
 export function signedHeaders(method: string, reqPath: string, contentType?: string): Record<string, string> {
   const headers: Record<string, string> = { date: new Date().toUTCString() };
   if (contentType) headers['content-type'] = contentType;
-  headers.authorization = authorization(ACCESS_KEY, SECRET_KEY, { method, path: reqPath, headers });
+  // The query string is not part of the signed resource.
+  headers.authorization = authorization(ACCESS_KEY, SECRET_KEY, { method, path: reqPath.split('?')[0] ?? reqPath, headers });
   return headers;
 }
 

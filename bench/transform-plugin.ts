@@ -45,12 +45,16 @@ export async function runPluginThroughput(bench: BenchContext): Promise<Workload
   const repo = app.ctx.repos.must(ACCOUNT, SOURCE);
   const log = await app.ctx.repos.log(ACCOUNT, repo);
   const compiled = app.ctx.repos.compiled(ACCOUNT, repo);
+  // Every repetition below drops the previous one's result first, so a step
+  // pays the GC of its own allocations, not of two copies.
   let lines: string[] = [];
   const read = await medianMs(STEP_REPS, async () => {
+    lines = [];
     lines = (await log.read(log.startOffset(), N)).lines;
   });
   let points: Point[] = [];
   const decode = await medianMs(STEP_REPS, async () => {
+    points = [];
     points = lines.map((l) => decodeLine(l, compiled));
   });
   lines = [];
@@ -58,6 +62,7 @@ export async function runPluginThroughput(bench: BenchContext): Promise<Workload
   const id = `${ACCOUNT}/${PLUGIN}`;
   let out: Point[] = [];
   const plugin = await medianMs(STEP_REPS, async () => {
+    out = [];
     out = await app.ctx.plugins.js.run(id, CODE, points, OUTPUT);
   });
   if (out.length !== N) throw new Error(`JsPluginRuntime.run returned ${out.length} points, expected ${N}`);
@@ -66,6 +71,7 @@ export async function runPluginThroughput(bench: BenchContext): Promise<Workload
   const destSchema = app.ctx.repos.compiled(ACCOUNT, dest);
   let encoded: string[] = [];
   const encode = await medianMs(STEP_REPS, async () => {
+    encoded = [];
     encoded = out.map((p) => encodePoint(p, destSchema));
   });
   const appendMs = await timeAppend(app, dest.schema, encoded, STEP_REPS);

@@ -51,13 +51,17 @@ async function measureSteps(bench: BenchContext, app: InProcessApp, schema: Sche
   const repo = app.ctx.repos.must(ACCOUNT, SOURCE);
   const log = await app.ctx.repos.log(ACCOUNT, repo);
   const compiled = app.ctx.repos.compiled(ACCOUNT, repo);
+  // Every repetition below drops the previous one's result first, so a step
+  // pays the GC of its own allocations, not of two copies.
   let lines: string[] = [];
   const read = await medianMs(STEP_REPS, async () => {
+    lines = [];
     lines = (await log.read(log.startOffset(), N)).lines;
   });
   if (lines.length !== N) throw new Error(`read ${lines.length} of ${N} points`);
   let points: Point[] = [];
   const decode = await medianMs(STEP_REPS, async () => {
+    points = [];
     points = lines.map((l) => decodeLine(l, compiled));
   });
   lines = [];
@@ -96,6 +100,7 @@ async function measureSteps(bench: BenchContext, app: InProcessApp, schema: Sche
     for (const q of QUERIES) {
       let rows: Point[] = [];
       const t = await medianMs(STEP_REPS, async () => {
+        rows = [];
         rows = (await engine.run(SOURCE, schema, points, q.sql, { timeoutMs: app.config.sqlTimeoutMs })).rows;
       });
       eng[q.id] = { ms: t.median, all: t.all, rows: rows.length };
@@ -103,6 +108,7 @@ async function measureSteps(bench: BenchContext, app: InProcessApp, schema: Sche
       const destSchema = app.ctx.repos.compiled(ACCOUNT, dest);
       let encoded: string[] = [];
       encode[q.id] = (await medianMs(STEP_REPS, async () => {
+        encoded = [];
         encoded = rows.map((p) => encodePoint(p, destSchema));
       })).median;
       append[q.id] = await timeAppend(app, dest.schema, encoded, STEP_REPS);
