@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { ApiError, type ErrorCode } from '../src/errors.ts';
 import { compileSchema, decodeLine, decodeTags, encodePoint, parsePoints } from '../src/ingest/points.ts';
 import { validateSchema } from '../src/ingest/schema.ts';
+import { REFERENCE_SCHEMA } from './fixtures/schemas.ts';
 
 function throwsApi(fn: () => unknown, code: ErrorCode, ...fragments: string[]): ApiError {
   let caught: ApiError | undefined;
@@ -19,21 +20,7 @@ function throwsApi(fn: () => unknown, code: ErrorCode, ...fragments: string[]): 
 const schemaOf = (raw: unknown[]) => compileSchema(validateSchema(raw));
 
 /** The reference's example repo. */
-const ref = schemaOf([
-  { key: 'userName', valtype: 'string', required: true },
-  { key: 'age', valtype: 'float', required: true },
-  { key: 'addresses', valtype: 'array', elemtype: 'long', required: true },
-  {
-    key: 'profile',
-    valtype: 'map',
-    required: true,
-    schema: [
-      { key: 'position', valtype: 'string', required: true },
-      { key: 'salary', valtype: 'float', required: true },
-      { key: 'education', valtype: 'array', elemtype: 'string', required: false },
-    ],
-  },
-]);
+const ref = schemaOf(REFERENCE_SCHEMA);
 const REF_LINE = 'userName=小张\tage=22\taddresses=[1,2]\tprofile={"position":"engineer","salary":15000}';
 
 /** One optional field of every type. */

@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
+import { REFERENCE_SCHEMA } from './fixtures/schemas.ts';
 
-const REFERENCE_SCHEMA = [
-  { key: 'userName', valtype: 'string', required: true },
-  { key: 'age', valtype: 'float', required: true },
-  { key: 'addresses', valtype: 'array', elemtype: 'long', required: true },
-  {
-    key: 'profile', valtype: 'map', required: true,
-    schema: [
-      { key: 'position', valtype: 'string', required: true },
-      { key: 'salary', valtype: 'float', required: true },
-      { key: 'education', valtype: 'array', elemtype: 'string', required: false },
-    ],
-  },
-];
+
 
 describe('repos', () => {
   let s: TestServer;

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { ApiError, type ErrorCode } from '../src/errors.ts';
 import { checkSchemaUpdate, validateSchema } from '../src/ingest/schema.ts';
 import type { SchemaField } from '../src/ingest/types.ts';
+import { REFERENCE_SCHEMA } from './fixtures/schemas.ts';
 
 /** Asserts that fn throws an ApiError with this code whose message contains every fragment. */
 function throwsApi(fn: () => unknown, code: ErrorCode, ...fragments: string[]): void {
@@ -14,22 +15,7 @@ function throwsApi(fn: () => unknown, code: ErrorCode, ...fragments: string[]): 
   });
 }
 
-/** The create-repo example of the reference (pipeline-api-v2.zh.md). */
-const REFERENCE_EXAMPLE = [
-  { key: 'userName', valtype: 'string', required: true },
-  { key: 'age', valtype: 'float', required: true },
-  { key: 'addresses', valtype: 'array', elemtype: 'long', required: true },
-  {
-    key: 'profile',
-    valtype: 'map',
-    required: true,
-    schema: [
-      { key: 'position', valtype: 'string', required: true },
-      { key: 'salary', valtype: 'float', required: true },
-      { key: 'education', valtype: 'array', elemtype: 'string', required: false },
-    ],
-  },
-];
+const REFERENCE_EXAMPLE = REFERENCE_SCHEMA;
 
 /** A chain of `levels` nested maps ending in one long field. */
 function nestedMaps(levels: number): unknown[] {
