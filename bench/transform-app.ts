@@ -8,7 +8,8 @@ import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { buildApp } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { AppContext } from '../src/context.ts';
-import type { SchemaField } from '../src/ingest/types.ts';
+import { decodeLine } from '../src/ingest/points.ts';
+import type { Point, SchemaField } from '../src/ingest/types.ts';
 import { consumerId } from '../src/transforms/execute.ts';
 import type { TransformStatus } from '../src/transforms/runner.ts';
 import { sleep, tempDir, type BenchContext } from './lib.ts';
@@ -128,6 +129,9 @@ export function medianOf(values: readonly number[]): number {
 }
 
 /** Median ms of `reps` calls of a timed async function, after `warmup` untimed calls. */
+/** Median and every sample of a timed step, in ms. */
+export type Timing = { median: number; all: number[] };
+
 export async function medianMs(reps: number, fn: () => Promise<unknown>, warmup = 0): Promise<{ median: number; all: number[] }> {
   for (let i = 0; i < warmup; i++) await fn();
   const all: number[] = [];
@@ -150,4 +154,28 @@ export async function timeAppend(app: InProcessApp, schema: SchemaField[], lines
   const repo = app.ctx.repos.create(ACCOUNT, `scratch_${++scratchCount}`, { region: 'nb', schema });
   const log = await app.ctx.repos.log(ACCOUNT, repo);
   return (await medianMs(reps, () => log.append(lines))).median;
+}
+
+/**
+ * Times reading the source repo's first `n` points from the log and decoding
+ * them, each step alone (median of `reps`); returns the decoded points. Each
+ * repetition drops the previous result first, so a step pays the GC of its own
+ * allocations, not of two copies.
+ */
+export async function timeReadDecode(app: InProcessApp, source: string, n: number, reps: number): Promise<{ read: Timing; decode: Timing; points: Point[] }> {
+  const repo = app.ctx.repos.must(ACCOUNT, source);
+  const log = await app.ctx.repos.log(ACCOUNT, repo);
+  const compiled = app.ctx.repos.compiled(ACCOUNT, repo);
+  let lines: string[] = [];
+  const read = await medianMs(reps, async () => {
+    lines = [];
+    lines = (await log.read(log.startOffset(), n)).lines;
+  });
+  if (lines.length !== n) throw new Error(`read ${lines.length} of ${n} points`);
+  let points: Point[] = [];
+  const decode = await medianMs(reps, async () => {
+    points = [];
+    points = lines.map((l) => decodeLine(l, compiled));
+  });
+  return { read, decode, points };
 }

@@ -3,12 +3,12 @@
  * whole plugin-only transform run (runNow) over 500,000 source points and as
  * JsPluginRuntime.run alone on the same points already decoded.
  */
-import { decodeLine, encodePoint } from '../src/ingest/points.ts';
+import { encodePoint } from '../src/ingest/points.ts';
 import type { Point } from '../src/ingest/types.ts';
 import type { OutputField } from '../src/plugins/js-runtime.ts';
 import { fmtInt, fmtNum, type BenchContext, type WorkloadResult } from './lib.ts';
 import { SCHEMA } from './points.ts';
-import { ACCOUNT, createTransforms, fillSource, medianMs, medianOf, startInProcess, timeAppend, timedRun } from './transform-app.ts';
+import { ACCOUNT, createTransforms, fillSource, medianMs, medianOf, timeReadDecode, startInProcess, timeAppend, timedRun } from './transform-app.ts';
 
 const N = 500_000;
 const SOURCE = 'src';
@@ -42,22 +42,8 @@ export async function runPluginThroughput(bench: BenchContext): Promise<Workload
   }
 
   // The same points the runs saw, decoded once, for the runtime alone.
-  const repo = app.ctx.repos.must(ACCOUNT, SOURCE);
-  const log = await app.ctx.repos.log(ACCOUNT, repo);
-  const compiled = app.ctx.repos.compiled(ACCOUNT, repo);
-  // Every repetition below drops the previous one's result first, so a step
-  // pays the GC of its own allocations, not of two copies.
-  let lines: string[] = [];
-  const read = await medianMs(STEP_REPS, async () => {
-    lines = [];
-    lines = (await log.read(log.startOffset(), N)).lines;
-  });
-  let points: Point[] = [];
-  const decode = await medianMs(STEP_REPS, async () => {
-    points = [];
-    points = lines.map((l) => decodeLine(l, compiled));
-  });
-  lines = [];
+  const { read, decode, points: decoded } = await timeReadDecode(app, SOURCE, N, STEP_REPS);
+  let points: Point[] = decoded;
   // The id the runner uses, so the runtime's compiled-form cache and warm workers are shared.
   const id = `${ACCOUNT}/${PLUGIN}`;
   let out: Point[] = [];

@@ -6,14 +6,14 @@
  * shows where the time goes.
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { decodeLine, encodePoint } from '../src/ingest/points.ts';
+import { encodePoint } from '../src/ingest/points.ts';
 import type { Point, SchemaField } from '../src/ingest/types.ts';
 import { SqlEngine } from '../src/sql/engine.ts';
 import { appendPoints } from '../src/sql/load.ts';
 import { createTableSql } from '../src/sql/types.ts';
 import { fmtInt, fmtNum, type BenchContext, type Check, type ReportTable, type WorkloadResult } from './lib.ts';
 import { SCHEMA } from './points.ts';
-import { ACCOUNT, createTransforms, fillSource, medianMs, medianOf, repoSchema, startInProcess, timeAppend, timedRun, type InProcessApp } from './transform-app.ts';
+import { ACCOUNT, createTransforms, fillSource, medianMs, medianOf, timeReadDecode, repoSchema, startInProcess, timeAppend, timedRun, type InProcessApp } from './transform-app.ts';
 
 const N = 1_000_000;
 const SOURCE = 'src';
@@ -48,23 +48,8 @@ interface Steps {
 
 /** Times each step of a run on its own, over the rows the full runs read. */
 async function measureSteps(bench: BenchContext, app: InProcessApp, schema: SchemaField[]): Promise<Steps> {
-  const repo = app.ctx.repos.must(ACCOUNT, SOURCE);
-  const log = await app.ctx.repos.log(ACCOUNT, repo);
-  const compiled = app.ctx.repos.compiled(ACCOUNT, repo);
-  // Every repetition below drops the previous one's result first, so a step
-  // pays the GC of its own allocations, not of two copies.
-  let lines: string[] = [];
-  const read = await medianMs(STEP_REPS, async () => {
-    lines = [];
-    lines = (await log.read(log.startOffset(), N)).lines;
-  });
-  if (lines.length !== N) throw new Error(`read ${lines.length} of ${N} points`);
-  let points: Point[] = [];
-  const decode = await medianMs(STEP_REPS, async () => {
-    points = [];
-    points = lines.map((l) => decodeLine(l, compiled));
-  });
-  lines = [];
+  const { read, decode, points: decoded } = await timeReadDecode(app, SOURCE, N, STEP_REPS);
+  let points: Point[] = decoded;
 
   bench.log('DuckDB-only baseline: loading the same rows into an in-memory table (not timed as query)');
   // Same threads and memory limit as the app's engine, so only the loading differs.

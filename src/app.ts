@@ -96,7 +96,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     runner,
     transforms: new TransformService(meta, repos, sql, plugins, runner),
     log: app.log,
-    hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group)], onClose: [] },
+    hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group)] },
   };
   if (swept) app.log.info({ swept }, 'removed logs of deleted repos');
 
@@ -127,7 +127,6 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   app.addHook('onClose', async () => {
     closing = true;
     clearInterval(retention);
-    for (const fn of ctx.hooks.onClose) await fn();
     await runner.close();
     await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
     await logs.close();

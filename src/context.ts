@@ -26,5 +26,4 @@ export interface AppContext {
 /** Events that runners subscribe to, so API code never imports runner code. */
 export interface LifecycleHooks {
   groupStateChanged: Array<(account: string, group: string) => void>;
-  onClose: Array<() => Promise<void> | void>;
 }

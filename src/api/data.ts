@@ -34,7 +34,8 @@ export async function dataRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.post<{ Params: { repo: string }; Querystring: { tags?: string } }>(
     '/v2/repos/:repo/data',
     async (req, reply) => {
-      // Check the repo before the body so a wrong name answers E18102 even for a bad body.
+      // Check the repo before the body so a wrong name answers E18102 even for a bad body;
+      // push() looks it up again after the (async) gunzip, so a repo deleted meanwhile is not written.
       ctx.repos.must(req.account, req.params.repo);
       const { text, raw } = await bodyText(req, ctx.config.maxBodyBytes);
       const tags = req.query.tags ? decodeTags(req.query.tags) : undefined;

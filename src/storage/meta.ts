@@ -177,13 +177,9 @@ export class MetaStore {
   deleteGroup(account: string, name: string): void {
     this.stmt('DELETE FROM groups WHERE account=? AND name=?').run(account, name);
   }
-  /** Whether any repo or transform of the account is assigned to the group. */
+  /** Whether any repo of the account is assigned to the group (transforms use it through their source repo). */
   groupInUse(account: string, name: string): boolean {
-    const repos = this.stmt('SELECT 1 FROM repos WHERE account=? AND group_name=? LIMIT 1').get(account, name);
-    const tr = this.db
-      .prepare("SELECT 1 FROM transforms WHERE account=? AND json_extract(spec_json,'$.group')=? LIMIT 1")
-      .get(account, name);
-    return Boolean(repos || tr);
+    return this.stmt('SELECT 1 FROM repos WHERE account=? AND group_name=? LIMIT 1').get(account, name) !== undefined;
   }
 
   // repos

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { groupSlots } from '../api/groups.ts';
-import type { MetaStore, TransformRow } from '../storage/meta.ts';
+import type { TransformRow } from '../storage/meta.ts';
 import { consumerId, runTransform, type RunDeps, type TransformProgress } from './execute.ts';
 import { Slots } from './slots.ts';
 import { INTERVALS, type TransformSpec } from './spec.ts';
