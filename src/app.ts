@@ -13,6 +13,7 @@ import { PluginService } from './services/plugins.ts';
 import { SqlEngine } from './sql/engine.ts';
 import { TransformRunner } from './transforms/runner.ts';
 import { TransformService } from './transforms/service.ts';
+import { StageManager } from './transforms/stages.ts';
 import { Accounts, ensureGeneratedAccount } from './auth/accounts.ts';
 import type { AccountConfig, Config } from './config.ts';
 import type { AppContext } from './context.ts';
@@ -82,8 +83,10 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   const js = new JsPluginRuntime({ workers: config.pluginWorkers, timeoutMs: config.pluginTimeoutMs, memoryMb: config.pluginMemoryMb });
   const jvm = new JvmPluginRuntime({ timeoutMs: config.pluginTimeoutMs, memoryMb: Math.max(64, config.pluginMemoryMb), workDir: path.join(config.dataDir, 'tmp', 'jvm') });
   const plugins = new PluginService(meta, path.join(config.dataDir, 'plugins'), js, jvm);
+  const stages = new StageManager(meta, repos, sql, { aheadBytes: config.transformStage, log: app.log });
+  repos.appended.push((account, repo) => stages.notify(account, repo));
   const runner = new TransformRunner(
-    { meta, repos, sql, plugins, maxPointsPerRun: config.transformBatch, sqlTimeoutMs: config.sqlTimeoutMs, failpoint: process.env.PIPELINE_FAILPOINT },
+    { meta, repos, sql, plugins, stages, maxPointsPerRun: config.transformBatch, sqlTimeoutMs: config.sqlTimeoutMs, failpoint: process.env.PIPELINE_FAILPOINT },
     { defaultSlots: config.transformSlots, firstRunDelayMs: 1000, log: app.log },
   );
   const ctx: AppContext = {
@@ -94,6 +97,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     repos,
     plugins,
     runner,
+    stages,
     transforms: new TransformService(meta, repos, sql, plugins, runner),
     log: app.log,
     hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group)] },
@@ -128,6 +132,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     closing = true;
     clearInterval(retention);
     await runner.close();
+    await stages.close();
     await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
     await logs.close();
     meta.close();

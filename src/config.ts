@@ -35,6 +35,7 @@ export interface Config {
   sqlTimeoutMs: number;
   transformSlots: number;
   transformBatch: number;
+  transformStage: number;
   pluginWorkers: number;
   pluginTimeoutMs: number;
   pluginMemoryMb: number;
@@ -62,6 +63,7 @@ export const CONFIG_KEYS = [
   ['sqlTimeout', 'PIPELINE_SQL_TIMEOUT', '60s', 'longest a transform\'s SQL may run before it is interrupted'],
   ['transformSlots', 'PIPELINE_TRANSFORM_SLOTS', '2', 'concurrent runs of transforms whose repo has no group'],
   ['transformBatch', 'PIPELINE_TRANSFORM_BATCH', '1000000', 'most source points one transform run reads'],
+  ['transformStage', 'PIPELINE_TRANSFORM_STAGE', '256MB', 'pushed data (wire size) decoded into DuckDB ahead of SQL transform runs, over all repos; 0 = only when a run starts'],
   ['pluginWorkers', 'PIPELINE_PLUGIN_WORKERS', '2', 'sandboxed worker processes for JavaScript plugins'],
   ['pluginTimeout', 'PIPELINE_PLUGIN_TIMEOUT', '30s', 'longest a plugin may take over one batch'],
   ['pluginMemory', 'PIPELINE_PLUGIN_MEMORY', '256MB', 'heap limit of each plugin worker'],
@@ -172,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     sqlTimeoutMs: dur('sqlTimeout'),
     transformSlots: int('transformSlots', 1, 256),
     transformBatch: int('transformBatch', 1, 100_000_000),
+    transformStage: size('transformStage'),
     pluginWorkers: int('pluginWorkers', 1, 64),
     pluginTimeoutMs: dur('pluginTimeout'),
     pluginMemoryMb: Math.floor(size('pluginMemory') / 1024 / 1024),

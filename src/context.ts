@@ -7,6 +7,7 @@ import type { PluginService } from './services/plugins.ts';
 import type { RepoService } from './services/repos.ts';
 import type { TransformRunner } from './transforms/runner.ts';
 import type { TransformService } from './transforms/service.ts';
+import type { StageManager } from './transforms/stages.ts';
 
 /** Shared resources of one server instance, built once in buildApp(). */
 export interface AppContext {
@@ -18,6 +19,8 @@ export interface AppContext {
   plugins: PluginService;
   transforms: TransformService;
   runner: TransformRunner;
+  /** Sources of SQL transforms staged in DuckDB ahead of their runs. */
+  stages: StageManager;
   log: FastifyBaseLogger;
   /** Hooks later components (transform runner, exports) register for lifecycle events. */
   hooks: LifecycleHooks;

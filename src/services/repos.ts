@@ -26,6 +26,9 @@ export interface CreateRepoInput {
 export class RepoService {
   private readonly schemas = new Map<string, { version: string; compiled: CompiledSchema }>();
 
+  /** Called after points were durably appended to a pushed repo (the stage feeder listens). */
+  readonly appended: Array<(account: string, repo: string) => void> = [];
+
   constructor(
     private readonly meta: MetaStore,
     private readonly logs: LogStore,
@@ -151,6 +154,7 @@ export class RepoService {
     const log = await this.log(account, repo);
     const payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
     await (payload ? log.appendPayload(payload, lines.length) : log.append(lines));
+    for (const fn of this.appended) fn(account, name);
     return lines.length;
   }
 

@@ -4,13 +4,16 @@
  * See docs/decisions/003-sql-engine-and-type-mapping.md.
  */
 import { mkdir } from 'node:fs/promises';
-import { DuckDBInstance, type DuckDBConnection, type DuckDBMaterializedResult } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { ApiError } from '../errors.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql } from './check.ts';
-import { appendPoints } from './load.ts';
+import { errorText, execute, load, SqlRuntimeError, SqlTimeoutError, withTimeout } from './exec.ts';
 import { readRows } from './read.ts';
+import { SourceStage } from './stage.ts';
 import { createTableSql } from './types.ts';
+
+export { SqlRuntimeError, SqlTimeoutError } from './exec.ts';
 
 export interface SqlEngineOptions {
   /** DuckDB memory_limit, e.g. '1GB'; shared by all runs. */
@@ -27,22 +30,6 @@ export interface RunOptions {
 
 /** Planning budget for describe(): a query whose constant folding alone takes this long is no transform. */
 const DESCRIBE_TIMEOUT_MS = 10_000;
-
-/** The query ran longer than its timeout and was interrupted. */
-export class SqlTimeoutError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SqlTimeoutError';
-  }
-}
-
-/** The engine failed while loading or running (out of memory, cast failure...); `cause` has the engine error. */
-export class SqlRuntimeError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SqlRuntimeError';
-  }
-}
 
 /**
  * Instance settings. temp_directory comes first because DuckDB refuses to
@@ -134,6 +121,16 @@ export class SqlEngine {
     });
   }
 
+  /**
+   * A staged source: a connection of its own whose TEMP tables hold a source
+   * repo's decoded points between runs (see stage.ts). Other connections,
+   * and so other sources and accounts, cannot see them.
+   */
+  async openStage(table: string, schema: SchemaField[]): Promise<SourceStage> {
+    if (this.closed) throw new Error('SqlEngine is closed');
+    return new SourceStage(await this.instance.connect(), table, schema);
+  }
+
   /** Closes the instance; idempotent. Later calls to describe/run throw. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -155,53 +152,5 @@ export class SqlEngine {
     } finally {
       conn.closeSync();
     }
-  }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-async function load(conn: DuckDBConnection, table: string, schema: SchemaField[], points: Point[]): Promise<void> {
-  try {
-    const appender = await conn.createAppender(table, null, 'temp');
-    try {
-      appendPoints(appender, schema, points);
-    } finally {
-      appender.closeSync(); // flushes
-    }
-  } catch (err) {
-    throw new SqlRuntimeError(`loading ${points.length} points failed: ${errorText(err)}`, { cause: err });
-  }
-}
-
-/**
- * Runs `fn`, interrupting the connection once `timeoutMs` has passed
- * (`budgetMs` is the whole budget, for the message). DuckDB
- * checks for interrupts between vectors of work, in execution and in
- * planning (constant folding), so the error follows within milliseconds
- * unless a single value is expensive to compute.
- */
-async function withTimeout<T>(conn: DuckDBConnection, timeoutMs: number, fn: () => Promise<T>, budgetMs = timeoutMs): Promise<T> {
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    conn.interrupt();
-  }, Math.max(0, timeoutMs));
-  try {
-    return await fn();
-  } catch (err) {
-    if (timedOut) throw new SqlTimeoutError(`query exceeded ${budgetMs} ms and was interrupted`, { cause: err });
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function execute(conn: DuckDBConnection, sql: string): Promise<DuckDBMaterializedResult> {
-  try {
-    return await conn.run(sql);
-  } catch (err) {
-    throw new SqlRuntimeError(errorText(err), { cause: err });
   }
 }

@@ -5,13 +5,17 @@ import type { PluginService } from '../services/plugins.ts';
 import type { RepoService } from '../services/repos.ts';
 import type { SqlEngine } from '../sql/engine.ts';
 import type { MetaStore, TransformRow } from '../storage/meta.ts';
+import { consumerId } from './consumer.ts';
 import { sqlInputSchema, type TransformSpec } from './spec.ts';
+import { readsStaged, type StageManager } from './stages.ts';
 
 export interface RunDeps {
   meta: MetaStore;
   repos: RepoService;
   sql: SqlEngine;
   plugins: PluginService;
+  /** Staged sources for SQL-only transforms. */
+  stages: StageManager;
   maxPointsPerRun: number;
   sqlTimeoutMs: number;
   /** Test-only fault injection (PIPELINE_FAILPOINT=transform-after-append). */
@@ -34,7 +38,7 @@ export interface RunResult {
   more: boolean;
 }
 
-export const consumerId = (t: Pick<TransformRow, 'repo' | 'name'>): string => `transform:${t.repo}/${t.name}`;
+export { consumerId } from './consumer.ts';
 
 /**
  * One transform run: read [committed, end) of the source (capped), run the
@@ -68,26 +72,38 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
   }
 
   if (next >= srcLog.endOffset()) return { in: 0, out: 0, more: false };
-  const batch = await srcLog.read(next, deps.maxPointsPerRun);
-  if (batch.from > next) progress.skipped = (progress.skipped ?? 0) + (batch.from - next); // dropped by retention
-  const srcSchema = repos.compiled(account, src);
-  let points: Point[] = batch.lines.map((l) => decodeLine(l, srcSchema));
   const spec = t.spec as unknown as TransformSpec;
-
+  let points: Point[];
   let fields: SchemaField[] | undefined;
-  if (spec.plugin) {
-    const p = deps.plugins.must(account, spec.plugin.name);
-    const id = `${account}/${p.name}`;
-    points = p.kind === 'java'
-      ? await deps.plugins.jvm.run(id, deps.plugins.file(account, p), p.name, points, spec.plugin.output)
-      : await deps.plugins.js.run(id, deps.plugins.code(account, p), points, spec.plugin.output);
-    fields = sqlInputSchema(spec, src.schema);
-  }
-  if (spec.code) {
-    const res = await deps.sql.run(t.repo, sqlInputSchema(spec, src.schema), points, spec.code, { timeoutMs: deps.sqlTimeoutMs });
+  let read: { from: number; next: number };
+  if (readsStaged(t)) {
+    // SQL only: the source range is queried where it is staged (columnar, in DuckDB).
+    const res = await deps.stages.run(account, src, next, deps.maxPointsPerRun, spec.code ?? '', deps.sqlTimeoutMs);
+    if (!res) return { in: 0, out: 0, more: false };
+    read = res;
     points = res.rows;
     fields = res.fields;
+  } else {
+    const batch = await srcLog.read(next, deps.maxPointsPerRun);
+    read = batch;
+    const srcSchema = repos.compiled(account, src);
+    points = batch.lines.map((l) => decodeLine(l, srcSchema));
+    if (spec.plugin) {
+      const p = deps.plugins.must(account, spec.plugin.name);
+      const id = `${account}/${p.name}`;
+      points = p.kind === 'java'
+        ? await deps.plugins.jvm.run(id, deps.plugins.file(account, p), p.name, points, spec.plugin.output)
+        : await deps.plugins.js.run(id, deps.plugins.code(account, p), points, spec.plugin.output);
+      fields = sqlInputSchema(spec, src.schema);
+    }
+    if (spec.code) {
+      const res = await deps.sql.run(t.repo, sqlInputSchema(spec, src.schema), points, spec.code, { timeoutMs: deps.sqlTimeoutMs });
+      points = res.rows;
+      fields = res.fields;
+    }
   }
+  if (read.from > next) progress.skipped = (progress.skipped ?? 0) + (read.from - next); // dropped by retention
+  const inCount = read.next - read.from;
 
   // The destination grows with output fields the transform added (only for repos it owns).
   const have = new Set(dest.schema.map((f) => f.key));
@@ -101,19 +117,20 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
   const destSchema = repos.compiled(account, destRow);
   const lines = points.map((p) => encodePoint(p, destSchema));
 
-  const srcNext = batch.next;
+  const srcNext = read.next;
   if (lines.length) {
     const destBase = destLog.endOffset();
     meta.setOffset(account, consumer, {
       logKey: srcKey, nextOffset: next,
-      state: { ...progress, pending: { srcNext, destBase, destEnd: destBase + lines.length, in: batch.lines.length } },
+      state: { ...progress, pending: { srcNext, destBase, destEnd: destBase + lines.length, in: inCount } },
     });
     await destLog.append(lines);
     if (deps.failpoint === 'transform-after-append') process.kill(process.pid, 'SIGKILL');
   }
-  progress.totalIn += batch.lines.length;
+  progress.totalIn += inCount;
   progress.totalOut += lines.length;
   delete progress.pending;
   meta.setOffset(account, consumer, { logKey: srcKey, nextOffset: srcNext, state: { ...progress } });
-  return { in: batch.lines.length, out: lines.length, more: srcNext < srcLog.endOffset() };
+  if (readsStaged(t)) await deps.stages.committed(account, src.name);
+  return { in: inCount, out: lines.length, more: srcNext < srcLog.endOffset() };
 }

@@ -66,6 +66,7 @@ export class TransformRunner {
     e.row = row;
     e.lastError = null;
     this.schedule(e, 0);
+    this.sourceChanged(account, row.repo); // drops the stage if the SQL became a plugin
   }
 
   /** Stops a transform and waits for a run in flight, so its repos can be deleted safely. */
@@ -77,6 +78,13 @@ export class TransformRunner {
     clearTimeout(e.timer);
     this.entries.delete(k);
     await e.inFlight;
+  }
+
+  /** A transform of `repo` went or changed: frees staged data nobody reads any more. */
+  sourceChanged(account: string, repo: string): void {
+    this.deps.stages.committed(account, repo).catch((err: unknown) => {
+      this.opts.log.warn({ repo, error: err instanceof Error ? err.message : String(err) }, 'freeing staged data failed');
+    });
   }
 
   /** Re-reads a group's state and size; paused transforms resume on their next tick. */

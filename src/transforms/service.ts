@@ -120,6 +120,7 @@ export class TransformService {
       this.meta.deleteTransform(account, repo, name);
       this.meta.deleteOffset(account, consumerId(t));
     });
+    this.runner.sourceChanged(account, repo);
     if (t.createdDest && this.meta.getRepo(account, t.destRepo)) await this.repos.delete(account, t.destRepo, { viaTransform: true });
   }
 }

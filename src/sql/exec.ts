@@ -1,0 +1,72 @@
+/**
+ * Running statements on a connection of the sandboxed engine: the timeout
+ * (interrupt), loading points, and the two error kinds callers tell apart.
+ * Shared by one-off runs (engine.ts) and staged sources (stage.ts).
+ */
+import type { DuckDBConnection, DuckDBMaterializedResult } from '@duckdb/node-api';
+import type { Point, SchemaField } from '../ingest/types.ts';
+import { appendPoints } from './load.ts';
+
+/** The query ran longer than its timeout and was interrupted. */
+export class SqlTimeoutError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SqlTimeoutError';
+  }
+}
+
+/** The engine failed while loading or running (out of memory, cast failure...); `cause` has the engine error. */
+export class SqlRuntimeError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SqlRuntimeError';
+  }
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function load(conn: DuckDBConnection, table: string, schema: SchemaField[], points: Point[]): Promise<void> {
+  try {
+    const appender = await conn.createAppender(table, null, 'temp');
+    try {
+      appendPoints(appender, schema, points);
+    } finally {
+      appender.closeSync(); // flushes
+    }
+  } catch (err) {
+    throw new SqlRuntimeError(`loading ${points.length} points failed: ${errorText(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Runs `fn`, interrupting the connection once `timeoutMs` has passed
+ * (`budgetMs` is the whole budget, for the message). DuckDB
+ * checks for interrupts between vectors of work, in execution and in
+ * planning (constant folding), so the error follows within milliseconds
+ * unless a single value is expensive to compute.
+ */
+export async function withTimeout<T>(conn: DuckDBConnection, timeoutMs: number, fn: () => Promise<T>, budgetMs = timeoutMs): Promise<T> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.interrupt();
+  }, Math.max(0, timeoutMs));
+  try {
+    return await fn();
+  } catch (err) {
+    if (timedOut) throw new SqlTimeoutError(`query exceeded ${budgetMs} ms and was interrupted`, { cause: err });
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function execute(conn: DuckDBConnection, sql: string): Promise<DuckDBMaterializedResult> {
+  try {
+    return await conn.run(sql);
+  } catch (err) {
+    throw new SqlRuntimeError(errorText(err), { cause: err });
+  }
+}
