@@ -135,11 +135,13 @@ function rowBuilder(keys: readonly string[]): RowBuilder {
   return new Function('cols', 'n', 'rows', `${decls}\nfor (let i = 0; i < n; i++) {\nconst r = {};\nlet v;\n${stores}\nrows.push(r);\n}`) as RowBuilder;
 }
 
-/** Result rows as points: one object per row, NULLs (and unrepresentable values) omitted. */
-export function readRows(result: DuckDBMaterializedResult, plan: QueryPlan): Point[] {
-  const rows: Point[] = [];
+/**
+ * Decodes each result chunk into column arrays (undefined for NULL and for
+ * unrepresentable values) and hands them to `fn` with the chunk's row count.
+ * The arrays are reused from chunk to chunk: `fn` must not keep them.
+ */
+export function forEachChunk(result: DuckDBMaterializedResult, plan: QueryPlan, fn: (cols: unknown[][], n: number) => void): void {
   const raw = plan.plans.map((p) => RAW_READERS[p.target]);
-  const build = rowBuilder(plan.fields.map((f: SchemaField) => f.key));
   const cols = plan.plans.map(() => [] as unknown[]);
   for (let ci = 0; ci < result.chunkCount; ci++) {
     const chunk = result.getChunk(ci);
@@ -149,7 +151,14 @@ export function readRows(result: DuckDBMaterializedResult, plan: QueryPlan): Poi
       if (reader !== undefined) reader(duckdb.data_chunk_get_vector(chunk.chunk, c), n, cols[c] as unknown[]);
       else readViaValues(chunk, c, n, p, cols[c] as unknown[]);
     });
-    build(cols, n, rows);
+    fn(cols, n);
   }
+}
+
+/** Result rows as points: one object per row, NULLs (and unrepresentable values) omitted. */
+export function readRows(result: DuckDBMaterializedResult, plan: QueryPlan): Point[] {
+  const rows: Point[] = [];
+  const build = rowBuilder(plan.fields.map((f: SchemaField) => f.key));
+  forEachChunk(result, plan, (cols, n) => build(cols, n, rows));
   return rows;
 }

@@ -10,9 +10,9 @@
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Point, SchemaField } from '../ingest/types.ts';
-import { checkQuery, executableSql } from './check.ts';
+import { checkQuery, executableSql, type QueryPlan } from './check.ts';
 import { errorText, execute, load, SqlRuntimeError, withTimeout } from './exec.ts';
-import { readRows } from './read.ts';
+import { forEachChunk } from './read.ts';
 import { createTableSql, quoteIdent } from './types.ts';
 
 /**
@@ -35,7 +35,9 @@ interface Chunk {
 
 export interface StageQueryResult {
   fields: SchemaField[];
-  rows: Point[];
+  rowCount: number;
+  /** Hands the result to `fn` chunk by chunk as columns (see read.ts forEachChunk). */
+  forEachChunk(fn: (cols: unknown[][], n: number) => void): void;
 }
 
 export class SourceStage {
@@ -43,6 +45,14 @@ export class SourceStage {
   private seq = 0;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /**
+   * Checked plans by SQL text. The view's columns are fixed for the stage's
+   * life (a schema change builds a new stage), so a plan stays valid; this
+   * saves binding the query twice per run.
+   */
+  private readonly plans = new Map<string, QueryPlan>();
+  /** Definition of the view as last created. */
+  private view: string | undefined;
 
   constructor(
     private readonly conn: DuckDBConnection,
@@ -142,16 +152,28 @@ export class SourceStage {
       const where = lo === 0 && hi === c.count ? '' : ` WHERE rowid >= ${lo} AND rowid < ${hi}`;
       parts.push(`SELECT ${cols} FROM ${quoteIdent(c.table)}${where}`);
     }
-    try {
-      await this.conn.run(`CREATE OR REPLACE TEMP VIEW ${quoteIdent(this.table)} AS ${parts.join(' UNION ALL ')}`);
-    } catch (err) {
-      throw new SqlRuntimeError(`cannot create the source view: ${errorText(err)}`, { cause: err });
+    const view = parts.join(' UNION ALL ');
+    // Transforms of one source often run over the same range: the view is kept then.
+    if (view !== this.view) {
+      this.view = undefined;
+      try {
+        await this.conn.run(`CREATE OR REPLACE TEMP VIEW ${quoteIdent(this.table)} AS ${view}`);
+      } catch (err) {
+        throw new SqlRuntimeError(`cannot create the source view: ${errorText(err)}`, { cause: err });
+      }
+      this.view = view;
     }
     const started = performance.now();
-    const plan = await withTimeout(this.conn, timeoutMs, () => checkQuery(this.conn, sql));
+    let plan = this.plans.get(sql);
+    if (!plan) {
+      plan = await withTimeout(this.conn, timeoutMs, () => checkQuery(this.conn, sql));
+      if (this.plans.size >= 64) this.plans.clear();
+      this.plans.set(sql, plan);
+    }
     const left = timeoutMs - (performance.now() - started);
-    const result = await withTimeout(this.conn, left, () => execute(this.conn, executableSql(sql, plan)), timeoutMs);
-    return { fields: plan.fields, rows: readRows(result, plan) };
+    const checked = plan;
+    const result = await withTimeout(this.conn, left, () => execute(this.conn, executableSql(sql, checked)), timeoutMs);
+    return { fields: checked.fields, rowCount: result.rowCount, forEachChunk: (fn) => forEachChunk(result, checked, fn) };
   }
 
   /** Frees the staged data (TEMP tables die with the connection). Idempotent. */

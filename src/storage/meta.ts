@@ -269,10 +269,26 @@ export class MetaStore {
     const r = this.stmt('SELECT log_key, next_offset, state_json FROM offsets WHERE account=? AND consumer=?').get(account, consumer) as Row | undefined;
     return r && { logKey: r.log_key as string, nextOffset: r.next_offset as number, state: JSON.parse(r.state_json as string) as Record<string, unknown> };
   }
-  setOffset(account: string, consumer: string, o: OffsetRow): void {
-    this.db
-      .prepare('INSERT INTO offsets VALUES (?,?,?,?,?,?) ON CONFLICT(account, consumer) DO UPDATE SET log_key=excluded.log_key, next_offset=excluded.next_offset, state_json=excluded.state_json, update_time=excluded.update_time')
-      .run(account, consumer, o.logKey, o.nextOffset, JSON.stringify(o.state), new Date().toISOString());
+  /**
+   * Stores a consumer's offset. `durable: false` skips the fsync of this
+   * commit (WAL, synchronous=NORMAL for this one transaction): it may be
+   * lost in a power cut but never reordered before earlier commits. Only for
+   * writes that recovery can redo, like a transform's commit after its
+   * pending marker (decision 005).
+   */
+  setOffset(account: string, consumer: string, o: OffsetRow, opts: { durable?: boolean } = {}): void {
+    const st = this.stmt('INSERT INTO offsets VALUES (?,?,?,?,?,?) ON CONFLICT(account, consumer) DO UPDATE SET log_key=excluded.log_key, next_offset=excluded.next_offset, state_json=excluded.state_json, update_time=excluded.update_time');
+    const args = [account, consumer, o.logKey, o.nextOffset, JSON.stringify(o.state), new Date().toISOString()];
+    if (opts.durable !== false) {
+      st.run(...args);
+      return;
+    }
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      st.run(...args);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
   deleteOffset(account: string, consumer: string): void {
     this.stmt('DELETE FROM offsets WHERE account=? AND consumer=?').run(account, consumer);

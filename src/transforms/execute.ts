@@ -1,4 +1,6 @@
 import { ApiError } from '../errors.ts';
+import type { CompiledSchema } from '../ingest/compiled.ts';
+import { encodeColumns, LineSink } from '../ingest/encode.ts';
 import { decodeLine, encodePoint } from '../ingest/points.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import type { PluginService } from '../services/plugins.ts';
@@ -7,7 +9,7 @@ import type { SqlEngine } from '../sql/engine.ts';
 import type { MetaStore, TransformRow } from '../storage/meta.ts';
 import { consumerId } from './consumer.ts';
 import { sqlInputSchema, type TransformSpec } from './spec.ts';
-import { readsStaged, type StageManager } from './stages.ts';
+import { readsStaged, type StagedRun, type StageManager } from './stages.ts';
 
 export interface RunDeps {
   meta: MetaStore;
@@ -73,15 +75,16 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
 
   if (next >= srcLog.endOffset()) return { in: 0, out: 0, more: false };
   const spec = t.spec as unknown as TransformSpec;
-  let points: Point[];
+  let points: Point[] = [];
   let fields: SchemaField[] | undefined;
   let read: { from: number; next: number };
+  let columns: StagedRun | undefined;
   if (readsStaged(t)) {
     // SQL only: the source range is queried where it is staged (columnar, in DuckDB).
     const res = await deps.stages.run(account, src, next, deps.maxPointsPerRun, spec.code ?? '', deps.sqlTimeoutMs);
     if (!res) return { in: 0, out: 0, more: false };
     read = res;
-    points = res.rows;
+    columns = res;
     fields = res.fields;
   } else {
     const batch = await srcLog.read(next, deps.maxPointsPerRun);
@@ -115,22 +118,48 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
     destRow = repos.must(account, dest.name);
   }
   const destSchema = repos.compiled(account, destRow);
-  const lines = points.map((p) => encodePoint(p, destSchema));
+  // Rows without any value are no points and are not stored.
+  const out = columns ? encodeResult(columns, destSchema) : encodePoints(points, destSchema);
 
   const srcNext = read.next;
-  if (lines.length) {
+  if (out.count > 0) {
     const destBase = destLog.endOffset();
     meta.setOffset(account, consumer, {
       logKey: srcKey, nextOffset: next,
-      state: { ...progress, pending: { srcNext, destBase, destEnd: destBase + lines.length, in: inCount } },
+      state: { ...progress, pending: { srcNext, destBase, destEnd: destBase + out.count, in: inCount } },
     });
-    await destLog.append(lines);
+    await destLog.appendPayload(out.payload, out.count);
     if (deps.failpoint === 'transform-after-append') process.kill(process.pid, 'SIGKILL');
   }
   progress.totalIn += inCount;
-  progress.totalOut += lines.length;
+  progress.totalOut += out.count;
   delete progress.pending;
-  meta.setOffset(account, consumer, { logKey: srcKey, nextOffset: srcNext, state: { ...progress } });
+  // Not fsynced when output was appended: after a power cut the durable pending
+  // marker and the destination's end offset redo this commit at the next run.
+  meta.setOffset(account, consumer, { logKey: srcKey, nextOffset: srcNext, state: { ...progress } }, { durable: out.count === 0 });
   if (readsStaged(t)) await deps.stages.committed(account, src.name);
-  return { in: inCount, out: lines.length, more: srcNext < srcLog.endOffset() };
+  return { in: inCount, out: out.count, more: srcNext < srcLog.endOffset() };
+}
+
+/** Output rows as one log payload: wire lines joined by '\n'. */
+interface Encoded {
+  payload: Buffer;
+  count: number;
+}
+
+/** Encodes a query result chunk by chunk, straight from its columns. */
+function encodeResult(res: StagedRun, schema: CompiledSchema): Encoded {
+  const keys = res.fields.map((f) => f.key);
+  const sink = new LineSink();
+  res.forEachChunk((cols, n) => encodeColumns(keys, cols, n, schema, sink));
+  return { payload: sink.bytes(), count: sink.count };
+}
+
+function encodePoints(points: readonly Point[], schema: CompiledSchema): Encoded {
+  const lines: string[] = [];
+  for (const p of points) {
+    const line = encodePoint(p, schema);
+    if (line !== '') lines.push(line);
+  }
+  return { payload: Buffer.from(lines.join('\n'), 'utf8'), count: lines.length };
 }
