@@ -10,7 +10,7 @@ import { loadConfig, type Config } from '../src/config.ts';
 import type { AppContext } from '../src/context.ts';
 import { decodeLine } from '../src/ingest/points.ts';
 import type { Point, SchemaField } from '../src/ingest/types.ts';
-import { consumerId } from '../src/transforms/execute.ts';
+import { consumerId, type RunSteps } from '../src/transforms/execute.ts';
 import type { TransformStatus } from '../src/transforms/runner.ts';
 import { sleep, tempDir, type BenchContext } from './lib.ts';
 import { makeBodies } from './points.ts';
@@ -84,7 +84,7 @@ export function assertUnconsumed(app: InProcessApp, source: string, name: string
  * `expectIn` points. `gcMs` is the V8 GC pause time inside the run (it
  * overlaps the steps, it is not one of them).
  */
-export async function timedRun(app: InProcessApp, source: string, name: string, expectIn: number): Promise<{ ms: number; out: number; gcMs: number }> {
+export async function timedRun(app: InProcessApp, source: string, name: string, expectIn: number): Promise<{ ms: number; out: number; gcMs: number; steps: RunSteps }> {
   assertUnconsumed(app, source, name);
   const { result: ms, gcMs } = await withGcTime(async () => {
     const t0 = performance.now();
@@ -96,7 +96,7 @@ export async function timedRun(app: InProcessApp, source: string, name: string, 
   const st: TransformStatus = await app.ctx.runner.status(ACCOUNT, row);
   if (st.lastError !== null) throw new Error(`run of ${source}/${name} failed: ${st.lastError}`);
   if (st.lastRun?.in !== expectIn) throw new Error(`run of ${source}/${name} read ${st.lastRun?.in ?? 0} points, expected ${expectIn}`);
-  return { ms, out: st.lastRun.out, gcMs };
+  return { ms, out: st.lastRun.out, gcMs, steps: st.lastRun.steps };
 }
 
 /** Runs `fn` and sums the V8 GC pauses that started while it ran. */

@@ -9,13 +9,13 @@
  * time goes.
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { encodePoint } from '../src/ingest/points.ts';
 import type { Point, SchemaField } from '../src/ingest/types.ts';
 import { appendPoints } from '../src/sql/load.ts';
 import { createTableSql } from '../src/sql/types.ts';
+import type { RunSteps } from '../src/transforms/execute.ts';
 import { fmtInt, fmtNum, sleep, type BenchContext, type Check, type ReportTable, type WorkloadResult } from './lib.ts';
 import { SCHEMA } from './points.ts';
-import { ACCOUNT, createTransforms, fillSource, medianMs, medianOf, timeReadDecode, repoSchema, startInProcess, timeAppend, timedRun, type InProcessApp } from './transform-app.ts';
+import { ACCOUNT, createTransforms, fillSource, medianMs, medianOf, timeReadDecode, repoSchema, startInProcess, timedRun, type InProcessApp } from './transform-app.ts';
 
 const N = 1_000_000;
 const SOURCE = 'src';
@@ -42,13 +42,10 @@ interface Steps {
   /** appendPoints into a fresh table (what staging does after decoding). */
   loadMs: number;
   duck: Record<QueryId, { ms: number; all: number[]; rows: number }>;
-  encode: Record<QueryId, number>;
-  /** One append of the encoded result lines to a scratch repo (fsync per config). */
-  append: Record<QueryId, number>;
 }
 
 /** Times each step on its own, over the rows the full runs read. */
-async function measureSteps(bench: BenchContext, app: InProcessApp, schema: SchemaField[], outRows: Record<QueryId, Point[]>): Promise<Steps> {
+async function measureSteps(bench: BenchContext, app: InProcessApp, schema: SchemaField[]): Promise<Steps> {
   const { read, decode, points } = await timeReadDecode(app, SOURCE, N, STEP_REPS);
 
   bench.log('DuckDB-only baseline: loading the same rows into an in-memory table (not timed as query)');
@@ -75,20 +72,7 @@ async function measureSteps(bench: BenchContext, app: InProcessApp, schema: Sche
     await closeInstance();
   }
 
-  bench.log('encode and append of the result rows');
-  const encode = {} as Steps['encode'];
-  const append = {} as Steps['append'];
-  for (const q of QUERIES) {
-    const dest = app.ctx.repos.must(ACCOUNT, names(q.id, 0).dest);
-    const destSchema = app.ctx.repos.compiled(ACCOUNT, dest);
-    let encoded: string[] = [];
-    encode[q.id] = (await medianMs(STEP_REPS, async () => {
-      encoded = [];
-      encoded = outRows[q.id].map((p) => encodePoint(p, destSchema));
-    })).median;
-    append[q.id] = await timeAppend(app, dest.schema, encoded, STEP_REPS);
-  }
-  return { readMs: read.median, decodeMs: decode.median, loadMs, duck, encode, append };
+  return { readMs: read.median, decodeMs: decode.median, loadMs, duck };
 }
 
 /** (Re)creates the baseline table and appends the points the way staging loads them. */
@@ -106,6 +90,8 @@ interface Runs {
   ms: number[];
   /** V8 GC pauses inside each run. */
   gcMs: number[];
+  /** The run's own account of its parts (status.lastRun.steps). */
+  steps: RunSteps[];
   out: number;
 }
 
@@ -143,20 +129,19 @@ export async function runThroughput(bench: BenchContext): Promise<WorkloadResult
   bench.log(`pushed ${fmtInt(N)} points in ${fmtNum(staging.fillS)} s (not measured); staged ${fmtInt(staging.behindMs)} ms after the last push; ${RUN_REPS} timed runs per query`);
 
   // Queries take turns so machine noise hits both alike.
-  const runs: Record<QueryId, Runs> = { 'group-by': { ms: [], gcMs: [], out: 0 }, projection: { ms: [], gcMs: [], out: 0 } };
+  const runs: Record<QueryId, Runs> = { 'group-by': { ms: [], gcMs: [], steps: [], out: 0 }, projection: { ms: [], gcMs: [], steps: [], out: 0 } };
   for (let r = 0; r < RUN_REPS; r++) {
     for (const q of QUERIES) {
       const { name } = names(q.id, r);
       const res = await timedRun(app, SOURCE, name, N);
       runs[q.id].ms.push(res.ms);
       runs[q.id].gcMs.push(res.gcMs);
+      runs[q.id].steps.push(res.steps);
       runs[q.id].out = res.out;
       bench.log(`${q.id} run ${r + 1}: ${fmtInt(res.ms)} ms (GC ${fmtInt(res.gcMs)} ms), ${fmtInt(res.out)} rows out`);
     }
   }
-  const outRows = {} as Record<QueryId, Point[]>;
-  for (const q of QUERIES) outRows[q.id] = await app.ctx.repos.sample(ACCOUNT, names(q.id, 0).dest, runs[q.id].out);
-  const steps = await measureSteps(bench, app, repoSchema(app, SOURCE), outRows);
+  const steps = await measureSteps(bench, app, repoSchema(app, SOURCE));
   return report(app, runs, steps, staging);
 }
 
@@ -169,7 +154,8 @@ function report(app: InProcessApp, runs: Record<QueryId, Runs>, s: Steps, stagin
     const runMs = medianOf(runs[q.id].ms);
     const duck = s.duck[q.id];
     const ratio = rate(runMs) / rate(duck.ms);
-    const rest = runMs - s.encode[q.id] - s.append[q.id];
+    const part = (k: keyof RunSteps): number => medianOf(runs[q.id].steps.map((x) => x[k]));
+    const rest = runMs - part('compute') - part('encode') - part('write');
     const row = (label: string, ms: number, share = true): string[] =>
       [label, fmtNum(ms), fmtInt(rate(ms)), share ? `${fmtNum((100 * ms) / runMs, 0)} %` : ''];
     tables.push({
@@ -178,10 +164,11 @@ function report(app: InProcessApp, runs: Record<QueryId, Runs>, s: Steps, stagin
       rows: [
         row(`transform run (runNow, median of ${RUN_REPS})`, runMs),
         row(`DuckDB only: same SQL, rows already in memory (median of ${DUCK_REPS})`, duck.ms),
-        [`run breakdown, each step timed alone (median of ${STEP_REPS}):`, '', '', ''],
-        row(`  encodePoint of the ${fmtInt(duck.rows)} result rows`, s.encode[q.id]),
-        row(`  append of the encoded rows (fsync=${app.config.fsync})`, s.append[q.id]),
-        row('  rest by difference (view, query, rows to JS, offsets)', rest),
+        ['run breakdown, as the runs timed themselves (status.lastRun.steps, medians):', '', '', ''],
+        row('  compute: view over the staged range + SQL', part('compute')),
+        row(`  encode: ${fmtInt(runs[q.id].out)} result rows from their columns into one log payload`, part('encode')),
+        row(`  write: append (fsync=${app.config.fsync}) + offset commit`, part('write')),
+        row('  rest by difference (runner, slots, status)', rest),
         row('V8 GC pauses inside the full runs (overlap the steps; median)', medianOf(runs[q.id].gcMs)),
         ['staging, paid as points arrive, not in the run (shared by all SQL transforms of the source):', '', '', ''],
         row('  log read + decodeLine + load into DuckDB, timed alone', stageMs, false),
@@ -195,7 +182,7 @@ function report(app: InProcessApp, runs: Record<QueryId, Runs>, s: Steps, stagin
       ok: ratio >= TARGET_RATIO,
     });
     json[q.id] = {
-      sql: q.sql, rowsOut: runs[q.id].out, runMs: runs[q.id].ms, runGcMs: runs[q.id].gcMs, runMedianMs: runMs, runPointsPerSec: rate(runMs),
+      sql: q.sql, rowsOut: runs[q.id].out, runSteps: runs[q.id].steps, runMs: runs[q.id].ms, runGcMs: runs[q.id].gcMs, runMedianMs: runMs, runPointsPerSec: rate(runMs),
       duckMs: duck.all, duckMedianMs: duck.ms, duckPointsPerSec: rate(duck.ms), ratio, restMs: rest,
     };
   }

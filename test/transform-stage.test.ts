@@ -62,6 +62,20 @@ describe('staged transform sources', () => {
     const t = await status(src, 'sum');
     assert.deepEqual(t.total, { in: 1000, out: 3 });
     assert.deepEqual(t.lag, { points: 0, seconds: 0 });
+    // The run reports where its time went.
+    assert.deepEqual(Object.keys(t.lastRun.steps).sort(), ['compute', 'encode', 'write']);
+    for (const v of Object.values(t.lastRun.steps as Record<string, number>)) assert.ok(Number.isFinite(v) && v >= 0, JSON.stringify(t.lastRun));
+  });
+
+  it('stores no point for result rows whose every column is NULL', async () => {
+    const src = await makeRepo(s);
+    const dest = fresh('d');
+    const sql = `select case when latency % 2 = 0 then latency end as even from ${src}`;
+    assert.equal((await create(src, 'evens', dest, sql)).statusCode, 200);
+    await push(s, src, lines(0, 10));
+    await s.ctx.runner.runNow('alice', src, 'evens');
+    assert.deepEqual((await all(dest)).map((r) => r.even), [0, 2, 4, 6, 8]);
+    assert.deepEqual((await status(src, 'evens')).total, { in: 10, out: 5 });
   });
 
   it('gives every transform of a source exactly its own range, also one created later', async () => {

@@ -33,9 +33,20 @@ export interface TransformProgress {
   skipped?: number;
 }
 
+/** Milliseconds of a run's parts, rounded to 0.1. */
+export interface RunSteps {
+  /** Reading the source and computing: staging what was not staged ahead, plugin, SQL. */
+  compute: number;
+  /** Encoding the output rows for the destination log. */
+  encode: number;
+  /** Appending them (durable per the fsync policy) and committing the offset. */
+  write: number;
+}
+
 export interface RunResult {
   in: number;
   out: number;
+  steps: RunSteps;
   /** More source points are waiting (the run was capped). */
   more: boolean;
 }
@@ -73,7 +84,9 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
     meta.setOffset(account, consumer, { logKey: srcKey, nextOffset: next, state: { ...progress } });
   }
 
-  if (next >= srcLog.endOffset()) return { in: 0, out: 0, more: false };
+  const none = { in: 0, out: 0, more: false, steps: { compute: 0, encode: 0, write: 0 } };
+  if (next >= srcLog.endOffset()) return none;
+  const t0 = performance.now();
   const spec = t.spec as unknown as TransformSpec;
   let points: Point[] = [];
   let fields: SchemaField[] | undefined;
@@ -82,7 +95,7 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
   if (readsStaged(t)) {
     // SQL only: the source range is queried where it is staged (columnar, in DuckDB).
     const res = await deps.stages.run(account, src, next, deps.maxPointsPerRun, spec.code ?? '', deps.sqlTimeoutMs);
-    if (!res) return { in: 0, out: 0, more: false };
+    if (!res) return none;
     read = res;
     columns = res;
     fields = res.fields;
@@ -118,9 +131,11 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
     destRow = repos.must(account, dest.name);
   }
   const destSchema = repos.compiled(account, destRow);
+  const t1 = performance.now();
   // Rows without any value are no points and are not stored.
   const out = columns ? encodeResult(columns, destSchema) : encodePoints(points, destSchema);
 
+  const t2 = performance.now();
   const srcNext = read.next;
   if (out.count > 0) {
     const destBase = destLog.endOffset();
@@ -138,7 +153,12 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
   // marker and the destination's end offset redo this commit at the next run.
   meta.setOffset(account, consumer, { logKey: srcKey, nextOffset: srcNext, state: { ...progress } }, { durable: out.count === 0 });
   if (readsStaged(t)) await deps.stages.committed(account, src.name);
-  return { in: inCount, out: out.count, more: srcNext < srcLog.endOffset() };
+  const t3 = performance.now();
+  const tenth = (ms: number): number => Math.round(ms * 10) / 10;
+  return {
+    in: inCount, out: out.count, more: srcNext < srcLog.endOffset(),
+    steps: { compute: tenth(t1 - t0), encode: tenth(t2 - t1), write: tenth(t3 - t2) },
+  };
 }
 
 /** Output rows as one log payload: wire lines joined by '\n'. */

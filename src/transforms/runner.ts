@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { groupSlots } from '../api/groups.ts';
 import type { TransformRow } from '../storage/meta.ts';
-import { consumerId, runTransform, type RunDeps, type TransformProgress } from './execute.ts';
+import { consumerId, runTransform, type RunDeps, type RunSteps, type TransformProgress } from './execute.ts';
 import { Slots } from './slots.ts';
 import { INTERVALS, type TransformSpec } from './spec.ts';
 
@@ -11,7 +11,8 @@ export interface TransformStatus {
   state: TransformState;
   lastRunTime: string | null;
   lastError: string | null;
-  lastRun: { in: number; out: number; ms: number } | null;
+  /** The last run that read points: counts, wall time, and where it went (RunResult.steps). */
+  lastRun: { in: number; out: number; ms: number; steps: RunSteps } | null;
   total: { in: number; out: number };
   lag: { points: number; seconds: number };
   /** Points dropped by source retention before this transform read them. */
@@ -147,7 +148,7 @@ export class TransformRunner {
         more = r.more;
         if (r.in > 0) {
           e.lastRunTime = new Date(started).toISOString();
-          e.lastRun = { in: r.in, out: r.out, ms: Date.now() - started };
+          e.lastRun = { in: r.in, out: r.out, ms: Date.now() - started, steps: r.steps };
         }
         e.lastError = null;
       } catch (err) {
