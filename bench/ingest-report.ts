@@ -22,7 +22,7 @@ export function roundRatios(server: LoadResult, baseline: LoadResult): number[] 
   return server.phasePointsPerSec.map((v, i) => v / (baseline.phasePointsPerSec[i] ?? NaN));
 }
 
-function ingestTables(server: LoadResult, baseline: LoadResult): ReportTable[] {
+export function ingestTables(server: LoadResult, baseline: LoadResult): ReportTable[] {
   const rows = (name: string, r: LoadResult): string[] => [
     name, fmtInt(r.pointsPerSec), fmtNum(r.mbPerSec), fmtNum(r.p50Ms), fmtNum(r.p99Ms), fmtNum(r.peakRssMiB, 0), fmtNum(r.idleRssMiB, 0), fmtInt(r.requests),
   ];

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { report, roundRatios, median } from './ingest-report.ts';
+import { ingestTables, report, roundRatios, median } from './ingest-report.ts';
 import { fmtInt, fmtNum, procStatusKb, tempDir, type BenchContext, type Workload } from './lib.ts';
 import { combine, runLoad, type LoadOptions, type LoadPhase, type LoadResult } from './load.ts';
 import { makeBodies, SCHEMA, type Body } from './points.ts';
@@ -49,7 +49,11 @@ async function startBaseline(ctx: BenchContext): Promise<RunningChild> {
   });
 }
 
-async function startServer(ctx: BenchContext, dataDir: string): Promise<RunningChild> {
+/** A SQL transform reading the ingested repo (the ingest-transform workload), run by the server's scheduler. */
+const TRANSFORM = { name: 'by_host', dest: `${REPO}_by_host`, body: { mode: 'sql', code: `select host, count(*) as n, avg(latency) as lat from ${REPO} group by host`, interval: '5s' } };
+const TRANSFORM_PATH = `/v2/repos/${REPO}/transforms/${TRANSFORM.name}`;
+
+async function startServer(ctx: BenchContext, dataDir: string, withTransform: boolean): Promise<RunningChild> {
   const port = await freePort();
   const child = await startChild(ctx, {
     name: 'server',
@@ -60,6 +64,7 @@ async function startServer(ctx: BenchContext, dataDir: string): Promise<RunningC
     healthPath: '/health',
   });
   await signedJson(child.url, 'POST', `/v2/repos/${REPO}`, { region: 'nb', schema: SCHEMA });
+  if (withTransform) await signedJson(child.url, 'POST', `${TRANSFORM_PATH}/to/${TRANSFORM.dest}`, TRANSFORM.body);
   return child;
 }
 
@@ -67,6 +72,8 @@ interface IngestRuns {
   server: LoadResult;
   baseline: LoadResult;
   profile?: string[];
+  /** The transform's status when the load ended (ingest-transform only). */
+  transform?: { status: Record<string, unknown>; afterS: number };
 }
 
 /**
@@ -74,12 +81,12 @@ interface IngestRuns {
  * in rounds, A B B A ..., so a neighbour's load on this shared machine hits
  * both alike instead of whichever happened to run second.
  */
-async function runIngest(ctx: BenchContext, bodies: Body[], dataDir: string): Promise<IngestRuns> {
+async function runIngest(ctx: BenchContext, bodies: Body[], dataDir: string, withTransform = false): Promise<IngestRuns> {
   const baseline = await startBaseline(ctx);
   let server: RunningChild | undefined;
   let result: IngestRuns;
   try {
-    server = await startServer(ctx, dataDir);
+    server = await startServer(ctx, dataDir, withTransform);
     const { rounds, durationS, warmupS } = ctx.opts;
     const phases = { server: [] as LoadPhase[], baseline: [] as LoadPhase[] };
     const rss = (pid: number): number => (procStatusKb(pid, 'VmRSS') ?? NaN) / 1024;
@@ -100,6 +107,7 @@ async function runIngest(ctx: BenchContext, bodies: Body[], dataDir: string): Pr
       server: combine(phases.server, server.pid, idleRss.server),
       baseline: combine(phases.baseline, baseline.pid, idleRss.baseline),
     };
+    if (withTransform) result.transform = await transformCatchUp(server.url);
   } finally {
     await baseline.stop();
     const code = await server?.stop();
@@ -121,6 +129,17 @@ async function runIngest(ctx: BenchContext, bodies: Body[], dataDir: string): Pr
   return result;
 }
 
+/** Waits (up to 60 s) for the transform to have no lag, then returns its status and how long that took. */
+async function transformCatchUp(url: string): Promise<{ status: Record<string, unknown>; afterS: number }> {
+  const t0 = performance.now();
+  for (;;) {
+    const t = JSON.parse(await signedJson(url, 'GET', TRANSFORM_PATH)) as { status: Record<string, unknown> & { lag: { points: number } } };
+    const afterS = (performance.now() - t0) / 1000;
+    if (t.status.lag.points === 0 || afterS > 60) return { status: t.status, afterS };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 function loadOpts(ctx: BenchContext, bodies: Body[], url: string, pid: number): LoadOptions {
   return {
     url,
@@ -133,6 +152,38 @@ function loadOpts(ctx: BenchContext, bodies: Body[], url: string, pid: number): 
     pid,
   };
 }
+
+/**
+ * ingest-transform: the ingest workload against a repo that a SQL transform
+ * (interval 5s) reads, so the stage feeder and the runs share the 2 cores with
+ * ingest. No target of its own: it shows what a transform costs ingest, and
+ * whether the transform keeps up.
+ */
+export const ingestTransformWorkload: Workload = {
+  name: 'ingest-transform',
+  description: 'the ingest workload into a repo read by a SQL group-by transform (5s): ingest vs baseline, transform catch-up',
+  async run(ctx) {
+    const bodies = makeBodies(BODY_COUNT, BODY_BYTES);
+    buildOnce(ctx);
+    const dataDir = tempDir(ctx.cleanup, 'server');
+    const runs = await runIngest(ctx, bodies, dataDir, true);
+    const { server, baseline, transform } = runs;
+    const st = (transform?.status ?? {}) as { total?: { in: number; out: number }; lag?: { points: number }; lastError?: string | null; lastRun?: unknown };
+    const caughtUp = st.lag?.points === 0;
+    const tables = ingestTables(server, baseline);
+    const notes = [
+      `Transform \`${TRANSFORM.body.code}\` every 5 s. After the load: ${caughtUp ? `caught up ${fmtNum(transform?.afterS ?? 0)} s after the last push` : `still ${fmtInt(st.lag?.points ?? 0)} points behind after 60 s`};`,
+      `total in ${fmtInt(st.total?.in ?? 0)} of ${fmtInt(server.ackedPoints)} acknowledged points, last error ${st.lastError ?? 'none'}, last run ${JSON.stringify(st.lastRun)}.`,
+      ...(runs.profile ?? []),
+    ];
+    return {
+      tables,
+      checks: [],
+      notes,
+      json: { server, baseline, ratio: server.pointsPerSec / baseline.pointsPerSec, transform },
+    };
+  },
+};
 
 export const ingestWorkload: Workload = {
   name: 'ingest',
