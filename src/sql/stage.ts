@@ -35,7 +35,6 @@ interface Chunk {
 
 export interface StageQueryResult {
   fields: SchemaField[];
-  rowCount: number;
   /** Hands the result to `fn` chunk by chunk as columns (see read.ts forEachChunk). */
   forEachChunk(fn: (cols: unknown[][], n: number) => void): void;
 }
@@ -173,7 +172,7 @@ export class SourceStage {
     const left = timeoutMs - (performance.now() - started);
     const checked = plan;
     const result = await withTimeout(this.conn, left, () => execute(this.conn, executableSql(sql, checked)), timeoutMs);
-    return { fields: checked.fields, rowCount: result.rowCount, forEachChunk: (fn) => forEachChunk(result, checked, fn) };
+    return { fields: checked.fields, forEachChunk: (fn) => forEachChunk(result, checked, fn) };
   }
 
   /** Frees the staged data (TEMP tables die with the connection). Idempotent. */
