@@ -112,7 +112,13 @@ export class SourceStage {
       }
       const n = Math.min(points.length - i, CHUNK_ROWS - last.count);
       const part = i === 0 && n === points.length ? points : points.slice(i, i + n);
-      await load(this.conn, last.table, this.schema, part);
+      try {
+        await load(this.conn, last.table, this.schema, part);
+      } catch (err) {
+        // Some rows may have landed: rowids would no longer match offsets. Start afresh.
+        await this.clear().catch(() => undefined);
+        throw err;
+      }
       last.count += n;
       last.bytes += Math.round((bytes * n) / points.length);
       this.endOffset += n;
