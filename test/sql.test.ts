@@ -260,7 +260,7 @@ describe('date conversion', () => {
 });
 
 describe('staged sources (SourceStage)', () => {
-  const schema: SchemaField[] = [{ key: 'k', valtype: 'long' }, { key: 's', valtype: 'string' }];
+  const schema: SchemaField[] = [{ key: 'k', valtype: 'long', required: false }, { key: 's', valtype: 'string', required: false }];
   const pts = (from: number, n: number): Point[] => Array.from({ length: n }, (_, i) => ({ k: from + i, s: `v${from + i}-${'x'.repeat(40)}` }));
 
   test('answers offset ranges across chunks, and starts afresh when a load fails half-way', async () => {
