@@ -139,7 +139,7 @@ function nestedJson(f: CompiledField, v: unknown): string {
 }
 
 /** A top-level value in wire form. */
-function wireValue(f: CompiledField, v: unknown): string {
+export function wireValue(f: CompiledField, v: unknown): string {
   let t: string | null;
   switch (f.kind) {
     case K_LONG:
@@ -206,12 +206,14 @@ export function encodePoint(point: Point, schema: CompiledSchema): string {
  * encoding itself).
  */
 export class LineSink {
-  private buf = Buffer.allocUnsafe(1 << 16);
-  private len = 0;
+  /** Bytes written are buf[0, len); writers that fill `buf` directly call ensure() first. */
+  buf = Buffer.allocUnsafe(1 << 16);
+  len = 0;
   /** Lines written. */
   count = 0;
 
-  private ensure(extra: number): void {
+  /** Makes room for `extra` more bytes; `buf` may be replaced. */
+  ensure(extra: number): void {
     if (this.len + extra <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + extra));
     this.buf.copy(next, 0, 0, this.len);

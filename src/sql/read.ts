@@ -18,18 +18,18 @@ type ColumnReader = (vec: duckdb.Vector, n: number, out: unknown[]) => void;
 const textDecoder = new TextDecoder();
 
 /** The vector's data as a copy at offset 0, so any typed-array view is aligned. */
-function data(vec: duckdb.Vector, bytes: number): ArrayBuffer {
+export function data(vec: duckdb.Vector, bytes: number): ArrayBuffer {
   const d = duckdb.vector_get_data(vec, bytes);
   return (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d.buffer : d.slice().buffer) as ArrayBuffer;
 }
 
 /** Validity bytes (bit i of the little-endian uint64 words = row i valid), or null when all are valid. */
-function validity(vec: duckdb.Vector, n: number): Uint8Array | null {
+export function validity(vec: duckdb.Vector, n: number): Uint8Array | null {
   const v = duckdb.vector_get_validity(vec, Math.ceil(n / 64) * 8) as Uint8Array | null;
   return v ?? null;
 }
 
-const isValid = (mask: Uint8Array | null, i: number): boolean => mask === null || ((mask[i >>> 3]! >>> (i & 7)) & 1) === 1;
+export const isValid = (mask: Uint8Array | null, i: number): boolean => mask === null || ((mask[i >>> 3]! >>> (i & 7)) & 1) === 1;
 
 /** A reader for a fixed-width type, given a decoder over the data buffer. */
 function fixed(width: number, decode: (buf: ArrayBuffer, n: number) => (i: number) => unknown): ColumnReader {
@@ -141,18 +141,20 @@ function rowBuilder(keys: readonly string[]): RowBuilder {
  * The arrays are reused from chunk to chunk: `fn` must not keep them.
  */
 export function forEachChunk(result: DuckDBMaterializedResult, plan: QueryPlan, fn: (cols: unknown[][], n: number) => void): void {
-  const raw = plan.plans.map((p) => RAW_READERS[p.target]);
   const cols = plan.plans.map(() => [] as unknown[]);
   for (let ci = 0; ci < result.chunkCount; ci++) {
     const chunk = result.getChunk(ci);
     const n = chunk.rowCount;
-    plan.plans.forEach((p, c) => {
-      const reader = raw[c];
-      if (reader !== undefined) reader(duckdb.data_chunk_get_vector(chunk.chunk, c), n, cols[c] as unknown[]);
-      else readViaValues(chunk, c, n, p, cols[c] as unknown[]);
-    });
+    plan.plans.forEach((p, c) => readColumn(chunk, c, n, p, cols[c] as unknown[]));
     fn(cols, n);
   }
+}
+
+/** Decodes column `c` of a result chunk into `out` (undefined for NULL and unrepresentable values). */
+export function readColumn(chunk: DuckDBDataChunk, c: number, n: number, plan: TypePlan, out: unknown[]): void {
+  const reader = RAW_READERS[plan.target];
+  if (reader !== undefined) reader(duckdb.data_chunk_get_vector(chunk.chunk, c), n, out);
+  else readViaValues(chunk, c, n, plan, out);
 }
 
 /** Result rows as points: one object per row, NULLs (and unrepresentable values) omitted. */

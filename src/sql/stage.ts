@@ -12,7 +12,10 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql, type QueryPlan } from './check.ts';
 import { errorText, execute, load, SqlRuntimeError, withTimeout } from './exec.ts';
+import type { CompiledSchema } from '../ingest/compiled.ts';
+import type { LineSink } from '../ingest/encode.ts';
 import { forEachChunk } from './read.ts';
+import { encodeResult } from './wire.ts';
 import { createTableSql, quoteIdent } from './types.ts';
 
 /**
@@ -37,6 +40,8 @@ export interface StageQueryResult {
   fields: SchemaField[];
   /** Hands the result to `fn` chunk by chunk as columns (see read.ts forEachChunk). */
   forEachChunk(fn: (cols: unknown[][], n: number) => void): void;
+  /** Writes the result as wire lines for a repo of `schema` (see wire.ts encodeResult). */
+  encode(schema: CompiledSchema, sink: LineSink): void;
 }
 
 export class SourceStage {
@@ -178,7 +183,11 @@ export class SourceStage {
     const left = timeoutMs - (performance.now() - started);
     const checked = plan;
     const result = await withTimeout(this.conn, left, () => execute(this.conn, executableSql(sql, checked)), timeoutMs);
-    return { fields: checked.fields, forEachChunk: (fn) => forEachChunk(result, checked, fn) };
+    return {
+      fields: checked.fields,
+      forEachChunk: (fn) => forEachChunk(result, checked, fn),
+      encode: (schema, sink) => encodeResult(result, checked, schema, sink),
+    };
   }
 
   /** Frees the staged data (TEMP tables die with the connection). Idempotent. */

@@ -1,6 +1,6 @@
 import { ApiError } from '../errors.ts';
 import type { CompiledSchema } from '../ingest/compiled.ts';
-import { encodeColumns, LineSink } from '../ingest/encode.ts';
+import { LineSink } from '../ingest/encode.ts';
 import { decodeLine, encodePoint } from '../ingest/points.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import type { PluginService } from '../services/plugins.ts';
@@ -169,9 +169,8 @@ interface Encoded {
 
 /** Encodes a query result chunk by chunk, straight from its columns. */
 function encodeResult(res: StagedRun, schema: CompiledSchema): Encoded {
-  const keys = res.fields.map((f) => f.key);
   const sink = new LineSink();
-  res.forEachChunk((cols, n) => encodeColumns(keys, cols, n, schema, sink));
+  res.encode(schema, sink);
   return { payload: sink.bytes(), count: sink.count };
 }
 
