@@ -8,6 +8,8 @@
  * finished. Then the steps one at a time, so the report shows where the
  * time goes.
  */
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import type { Point, SchemaField } from '../src/ingest/types.ts';
 import { appendPoints } from '../src/sql/load.ts';
@@ -15,7 +17,7 @@ import { createTableSql } from '../src/sql/types.ts';
 import type { RunSteps } from '../src/transforms/execute.ts';
 import { fmtInt, fmtNum, sleep, type BenchContext, type Check, type ReportTable, type WorkloadResult } from './lib.ts';
 import { SCHEMA } from './points.ts';
-import { ACCOUNT, createTransforms, fillSource, medianMs, medianOf, timeReadDecode, repoSchema, startInProcess, timedRun, type InProcessApp } from './transform-app.ts';
+import { ACCOUNT, createTransforms, fillSource, medianMs, medianOf, timeReadDecode, repoSchema, startInProcess, timedRun, type InProcessApp, type Timing } from './transform-app.ts';
 
 const N = 1_000_000;
 const SOURCE = 'src';
@@ -42,6 +44,35 @@ interface Steps {
   /** appendPoints into a fresh table (what staging does after decoding). */
   loadMs: number;
   duck: Record<QueryId, { ms: number; all: number[]; rows: number }>;
+  /** Bytes the projection appended in one run, and a bare write + fsync of that many bytes to a new file (median). */
+  floor: { bytes: number; ms: number; all: number[] };
+}
+
+/**
+ * The least any durable destination costs: writeSync + fsyncSync of `bytes`
+ * to a new file in the data dir, no encoding, no framing (median of `reps`).
+ */
+async function timeDurableWrite(dir: string, bytes: number, reps: number): Promise<Timing> {
+  const buf = Buffer.alloc(bytes, 0x61);
+  const files: string[] = [];
+  try {
+    // Files are kept until the end, as each run's destination keeps its own:
+    // deleting one would hand its page cache to the next write, which then
+    // costs a quarter of a write into fresh pages on these VMs.
+    return await medianMs(reps, async () => {
+      const file = path.join(dir, `write-floor-${files.length}`);
+      files.push(file);
+      const fd = openSync(file, 'w');
+      try {
+        writeSync(fd, buf);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    });
+  } finally {
+    for (const f of files) unlinkSync(f);
+  }
 }
 
 /** Times each step on its own, over the rows the full runs read. */
@@ -72,7 +103,10 @@ async function measureSteps(bench: BenchContext, app: InProcessApp, schema: Sche
     await closeInstance();
   }
 
-  return { readMs: read.median, decodeMs: decode.median, loadMs, duck };
+  const out = app.ctx.repos.must(ACCOUNT, names('projection', 0).dest);
+  const bytes = (await app.ctx.repos.log(ACCOUNT, out)).sizeBytes();
+  const floor = await timeDurableWrite(app.config.dataDir, bytes, STEP_REPS);
+  return { readMs: read.median, decodeMs: decode.median, loadMs, duck, floor: { bytes, ms: floor.median, all: floor.all } };
 }
 
 /** (Re)creates the baseline table and appends the points the way staging loads them. */
@@ -170,6 +204,12 @@ function report(app: InProcessApp, runs: Record<QueryId, Runs>, s: Steps, stagin
         row(`  write: append (fsync=${app.config.fsync}) + offset commit`, part('write')),
         row('  rest by difference (runner, slots, status)', rest),
         row('V8 GC pauses inside the full runs (overlap the steps; median)', medianOf(runs[q.id].gcMs)),
+        ...(q.id === 'projection'
+          ? [
+            row(`floor: write + fsync of the run's ${fmtInt(s.floor.bytes / 1e6)} MB to a new file, nothing else (median of ${STEP_REPS})`, s.floor.ms),
+            row('floor: DuckDB only + that write', duck.ms + s.floor.ms),
+          ]
+          : []),
         ['staging, paid as points arrive, not in the run (shared by all SQL transforms of the source):', '', '', ''],
         row('  log read + decodeLine + load into DuckDB, timed alone', stageMs, false),
         row(`  of which log read / decode / load: ${fmtNum(s.readMs)} / ${fmtNum(s.decodeMs)} / ${fmtNum(s.loadMs)} ms`, stageMs, false),
@@ -191,6 +231,8 @@ function report(app: InProcessApp, runs: Record<QueryId, Runs>, s: Steps, stagin
     `into DuckDB; the last point was staged ${fmtInt(staging.behindMs)} ms after the last push was acknowledged (staging ${fmtInt(rate(stageMs))} points/s when timed alone).`,
     `The timed runs append to their destination with the same fsync setting. DuckDB: ${app.config.sqlThreads} threads, memory_limit ${app.config.sqlMemory},`,
     'same for the baseline instance. DuckDB-only = conn.run(sql) with the result materialised in DuckDB, not converted to JS objects.',
+    `A durable destination costs at least the "floor" rows: DuckDB-only plus a bare write + fsync of the projection's output gives`,
+    `${(rate(s.duck.projection.ms + s.floor.ms) / rate(s.duck.projection.ms)).toFixed(3)} of the DuckDB-only figure, the most any run that stores its output can reach on this machine.`,
   ];
   return { tables, checks, json, notes };
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ApiError } from '../src/errors.ts';
 import { encodeColumns, LineSink } from '../src/ingest/encode.ts';
-import { compileSchema, decodeLine, decodeTags, encodePoint, parsePoints, type CompiledSchema } from '../src/ingest/points.ts';
+import { compileSchema, decodeColumns, decodeLine, decodeTags, encodePoint, parsePoints, type CompiledSchema } from '../src/ingest/points.ts';
 import { validateSchema } from '../src/ingest/schema.ts';
 import type { SchemaField } from '../src/ingest/types.ts';
 
@@ -264,6 +264,35 @@ describe('encodePoint / parsePoints / decodeLine round trip', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+// ---- decodeColumns (loading into DuckDB) agrees with decodeLine ---------------
+
+describe('decodeColumns', () => {
+  it('gives each field the value decodeLine gives it, and undefined where the line lacks it', () => {
+    fc.assert(
+      fc.property(schemaAndPoints, fc.nat(3), ([fields, points], skip) => {
+        const cs = compileSchema(fields);
+        const lines = points.map(([input]) => encodePoint(input, cs)).filter((l) => l !== '');
+        // A stale value must not survive into a row that lacks the field.
+        const cols = cs.fields.map(() => new Array<unknown>(lines.length).fill('stale'));
+        const start = Math.min(skip, lines.length);
+        decodeColumns(lines, start, lines.length - start, cs, cols);
+        for (let r = start; r < lines.length; r++) {
+          const point = decodeLine(lines[r]!, cs);
+          cs.fields.forEach((f) => assert.deepEqual(cols[f.index]![r - start], point[f.key], `row ${r} field ${f.key}`));
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('skips keys that left the schema', () => {
+    const cs = compileSchema(validateSchema([{ key: 'a', valtype: 'long' }, { key: 'b', valtype: 'string' }]));
+    const cols: unknown[][] = [[], []];
+    decodeColumns(['old=x\tb=y\ta=1', 'b=z'], 0, 2, cs, cols);
+    assert.deepEqual(cols, [[1, undefined], ['y', 'z']]);
   });
 });
 

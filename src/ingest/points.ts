@@ -247,6 +247,43 @@ function decodeValue(f: CompiledField | undefined, v: string): unknown {
 }
 
 /**
+ * Decodes stored lines [start, start + n) into one array per top-level
+ * schema field (`cols[f.index][row]`, undefined where the line lacks the
+ * field), as decodeLine would but without a point object per line: what
+ * loading into DuckDB wants. Keys no longer in the schema are skipped.
+ */
+export function decodeColumns(lines: readonly string[], start: number, n: number, schema: CompiledSchema, cols: unknown[][]): void {
+  const fields = schema.fields;
+  for (const col of cols) {
+    for (let r = 0; r < n; r++) col[r] = undefined;
+  }
+  for (let r = 0; r < n; r++) {
+    const line = lines[start + r]!;
+    const len = line.length;
+    let pos = 0;
+    let guess = 0;
+    while (pos < len) {
+      let tab = line.indexOf('\t', pos);
+      if (tab < 0) tab = len;
+      let f = fields[guess];
+      let at: number;
+      if (f !== undefined && line.startsWith(f.keyEq, pos)) {
+        at = pos + f.keyEq.length;
+      } else {
+        const eq = line.indexOf('=', pos);
+        f = eq > pos && eq < tab ? schema.byKey.get(line.slice(pos, eq)) : undefined;
+        at = eq + 1;
+      }
+      if (f !== undefined) {
+        cols[f.index]![r] = decodeValue(f, line.slice(at, tab));
+        guess = f.index + 1;
+      }
+      pos = tab + 1;
+    }
+  }
+}
+
+/**
  * Decodes a stored line into a point: long -> number (bigint beyond
  * ±(2^53-1)), float -> number, date -> the RFC 3339 text as sent, string and
  * jsonstring -> unescaped text, array/map -> values (nested nulls dropped),

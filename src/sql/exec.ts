@@ -5,7 +5,7 @@
  */
 import type { DuckDBConnection, DuckDBMaterializedResult } from '@duckdb/node-api';
 import type { Point, SchemaField } from '../ingest/types.ts';
-import { appendPoints } from './load.ts';
+import { appendRows, extractorFor, type RowFiller } from './load.ts';
 
 /** The query ran longer than its timeout and was interrupted. */
 export class SqlTimeoutError extends Error {
@@ -28,15 +28,21 @@ export function errorText(err: unknown): string {
 }
 
 export async function load(conn: DuckDBConnection, table: string, schema: SchemaField[], points: Point[]): Promise<void> {
+  const extract = extractorFor(schema);
+  await loadRows(conn, table, schema, points.length, (start, n, cols) => extract(points, start, n, cols));
+}
+
+/** Appends `count` rows given by `fill` (see load.ts appendRows) to `table`. */
+export async function loadRows(conn: DuckDBConnection, table: string, schema: SchemaField[], count: number, fill: RowFiller): Promise<void> {
   try {
     const appender = await conn.createAppender(table, null, 'temp');
     try {
-      appendPoints(appender, schema, points);
+      appendRows(appender, schema, count, fill);
     } finally {
       appender.closeSync(); // flushes
     }
   } catch (err) {
-    throw new SqlRuntimeError(`loading ${points.length} points failed: ${errorText(err)}`, { cause: err });
+    throw new SqlRuntimeError(`loading ${count} points failed: ${errorText(err)}`, { cause: err });
   }
 }
 

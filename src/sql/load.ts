@@ -231,9 +231,9 @@ const IDENT = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
  * Keys are embedded as JSON string literals and must also be identifiers
  * (repo field keys always are); anything else falls back to keyed access.
  */
-type Extractor = (points: readonly Point[], start: number, n: number, cols: unknown[][]) => void;
+export type Extractor = (points: readonly Point[], start: number, n: number, cols: unknown[][]) => void;
 
-function extractorFor(schema: readonly SchemaField[]): Extractor {
+export function extractorFor(schema: readonly SchemaField[]): Extractor {
   const keys = schema.map((f) => f.key);
   if (!keys.every((k) => IDENT.test(k))) {
     return (points, start, n, cols) => {
@@ -253,14 +253,29 @@ function extractorFor(schema: readonly SchemaField[]): Extractor {
  * order (as created by createTableSql). Does not flush or close the appender.
  */
 export function appendPoints(appender: DuckDBAppender, schema: readonly SchemaField[], points: readonly Point[]): void {
+  const extract = extractorFor(schema);
+  appendRows(appender, schema, points.length, (start, n, cols) => extract(points, start, n, cols));
+}
+
+/**
+ * Fills `cols` (one array per schema field) with rows [start, start + n):
+ * undefined or null for NULL.
+ */
+export type RowFiller = (start: number, n: number, cols: unknown[][]) => void;
+
+/**
+ * Appends `count` rows, given by `fill` a vector's worth at a time, to the
+ * appender's table, whose columns are `schema` in order (as created by
+ * createTableSql). Does not flush or close the appender.
+ */
+export function appendRows(appender: DuckDBAppender, schema: readonly SchemaField[], count: number, fill: RowFiller): void {
   const size = duckdb.vector_size();
   const types = schema.map((_f, i) => appender.columnType(i));
   const writers = schema.map(writerFor);
-  const extract = extractorFor(schema);
   const cols = schema.map(() => new Array<unknown>(size));
-  for (let start = 0; start < points.length; start += size) {
-    const n = Math.min(size, points.length - start);
-    extract(points, start, n, cols);
+  for (let start = 0; start < count; start += size) {
+    const n = Math.min(size, count - start);
+    fill(start, n, cols);
     // A fresh chunk per batch: reusing one would need list child sizes and string heaps reset by hand.
     const chunk = DuckDBDataChunk.create(types, n);
     for (let c = 0; c < schema.length; c++) {

@@ -11,8 +11,10 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql, type QueryPlan } from './check.ts';
-import { errorText, execute, load, SqlRuntimeError, withTimeout } from './exec.ts';
+import { errorText, execute, loadRows, SqlRuntimeError, withTimeout } from './exec.ts';
+import { extractorFor, type RowFiller } from './load.ts';
 import type { CompiledSchema } from '../ingest/compiled.ts';
+import { compileSchema, decodeColumns } from '../ingest/points.ts';
 import type { LineSink } from '../ingest/encode.ts';
 import { forEachChunk } from './read.ts';
 import { encodeResult } from './wire.ts';
@@ -57,6 +59,8 @@ export class SourceStage {
   private readonly plans = new Map<string, QueryPlan>();
   /** Definition of the view as last created. */
   private view: string | undefined;
+  /** The schema compiled for decoding stored lines (appendLines), on first use. */
+  private compiled: CompiledSchema | undefined;
 
   constructor(
     private readonly conn: DuckDBConnection,
@@ -100,11 +104,22 @@ export class SourceStage {
    * Not serialised by itself: call it inside exclusive().
    */
   async append(base: number, points: Point[], bytes: number): Promise<void> {
+    const extract = extractorFor(this.schema);
+    await this.appendRows(base, points.length, (start, n, cols) => extract(points, start, n, cols), bytes);
+  }
+
+  /** As append, for stored wire lines of the source repo, decoded straight into columns. */
+  async appendLines(base: number, lines: readonly string[], bytes: number): Promise<void> {
+    const compiled = (this.compiled ??= compileSchema(this.schema));
+    await this.appendRows(base, lines.length, (start, n, cols) => decodeColumns(lines, start, n, compiled, cols), bytes);
+  }
+
+  private async appendRows(base: number, count: number, fill: RowFiller, bytes: number): Promise<void> {
     if (this.closed) throw new Error('stage is closed');
     if (this.chunks.length > 0 && base !== this.endOffset) throw new Error(`stage append at ${base}, expected ${this.endOffset}`);
     if (this.chunks.length === 0) this.endOffset = base;
     let i = 0;
-    while (i < points.length) {
+    while (i < count) {
       let last = this.chunks.at(-1);
       if (!last || last.count >= CHUNK_ROWS) {
         last = { table: `$stage_${this.seq++}`, base: this.endOffset, count: 0, bytes: 0 };
@@ -115,17 +130,17 @@ export class SourceStage {
         }
         this.chunks.push(last);
       }
-      const n = Math.min(points.length - i, CHUNK_ROWS - last.count);
-      const part = i === 0 && n === points.length ? points : points.slice(i, i + n);
+      const n = Math.min(count - i, CHUNK_ROWS - last.count);
+      const offset = i;
       try {
-        await load(this.conn, last.table, this.schema, part);
+        await loadRows(this.conn, last.table, this.schema, n, (start, m, cols) => fill(offset + start, m, cols));
       } catch (err) {
         // Some rows may have landed: rowids would no longer match offsets. Start afresh.
         await this.clear().catch(() => undefined);
         throw err;
       }
       last.count += n;
-      last.bytes += Math.round((bytes * n) / points.length);
+      last.bytes += Math.round((bytes * n) / count);
       this.endOffset += n;
       i += n;
     }

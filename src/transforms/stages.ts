@@ -8,7 +8,6 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { decodeLine } from '../ingest/points.ts';
 import type { RepoService } from '../services/repos.ts';
 import type { SqlEngine } from '../sql/engine.ts';
 import type { SourceStage, StageQueryResult } from '../sql/stage.ts';
@@ -202,14 +201,10 @@ export class StageManager {
     if (batch.from !== at && s.stage.count > 0) await s.stage.clear();
     const row = this.meta.getRepo(s.account, s.repo);
     if (!row || row.uid !== s.uid) throw new Error(`repo ${s.repo} changed while staging`);
-    const schema = this.repos.compiled(s.account, row);
     let bytes = 0;
-    const points = batch.lines.map((l) => {
-      bytes += l.length;
-      return decodeLine(l, schema);
-    });
-    await s.stage.append(batch.from, points, bytes);
-    return { from: batch.from, n: points.length };
+    for (const l of batch.lines) bytes += l.length;
+    await s.stage.appendLines(batch.from, batch.lines, bytes);
+    return { from: batch.from, n: batch.lines.length };
   }
 
   /** Background feeding: slices of SLICE points until caught up or over budget. */
