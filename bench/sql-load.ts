@@ -15,7 +15,7 @@ import { DuckDBDataChunk, DuckDBInstance, DuckDBTimestampValue, type DuckDBAppen
 import duckdb from '@duckdb/node-bindings';
 import type { Point, SchemaField } from '../src/ingest/types.ts';
 import { SqlEngine } from '../src/sql/engine.ts';
-import { appendPoints } from '../src/sql/load.ts';
+import { appendRows, extractorFor } from '../src/sql/load.ts';
 import { parseRfc3339 } from '../src/sql/time.ts';
 import { createTableSql } from '../src/sql/types.ts';
 
@@ -121,7 +121,10 @@ async function main(): Promise<void> {
   const loaders: [string, Loader][] = [
     ['load, row-wise Appender', appendRowWise],
     ['load, DuckDBDataChunk.setColumns', appendApiChunks],
-    ['load, raw columnar chunks (engine)', (a, p) => appendPoints(a, SCHEMA, p)],
+    ['load, raw columnar chunks (engine)', (a, p) => {
+      const extract = extractorFor(SCHEMA);
+      appendRows(a, SCHEMA, p.length, (start, n, cols) => extract(p, start, n, cols));
+    }],
   ];
   for (const [name, loader] of loaders) {
     console.log(`${name.padEnd(38)} ${rate(await median(ROUNDS, () => timeLoad(conn, loader, points)))}`);

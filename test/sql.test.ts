@@ -261,14 +261,14 @@ describe('date conversion', () => {
 
 describe('staged sources (SourceStage)', () => {
   const schema: SchemaField[] = [{ key: 'k', valtype: 'long', required: false }, { key: 's', valtype: 'string', required: false }];
-  const pts = (from: number, n: number): Point[] => Array.from({ length: n }, (_, i) => ({ k: from + i, s: `v${from + i}-${'x'.repeat(40)}` }));
+  const pts = (from: number, n: number): string[] => Array.from({ length: n }, (_, i) => `k=${from + i}\ts=v${from + i}-${'x'.repeat(40)}`);
 
   test('answers offset ranges across chunks, and starts afresh when a load fails half-way', async () => {
     // No temp directory: nothing can spill, so the memory limit is hard.
     const engine = await SqlEngine.create({ memoryLimit: '8MB', threads: 1 });
     try {
       const stage = await engine.openStage('src', schema);
-      await stage.append(100, pts(100, 1000), 0);
+      await stage.appendLines(100, pts(100, 1000), 0);
       const sum = async (from: number, to: number) => {
         const out: unknown[] = [];
         const r = await stage.query(from, to, 'select count(*) as n, sum(k) as total from src', 5_000);
@@ -278,11 +278,11 @@ describe('staged sources (SourceStage)', () => {
       assert.deepEqual(await sum(100, 1100), [1000, (100 + 1099) * 1000 / 2]);
       assert.deepEqual(await sum(500, 510), [10, 5045]);
       await assert.rejects(stage.query(0, 10, 'select 1', 5_000), /not staged/);
-      await assert.rejects(stage.append(5, pts(5, 1), 0), /expected 1100/);
+      await assert.rejects(stage.appendLines(5, pts(5, 1), 0), /expected 1100/);
       // Far more than 8MB: the load fails, and the stage must not keep rows at the wrong offsets.
-      await assert.rejects(stage.append(1100, pts(1100, 400_000), 0));
+      await assert.rejects(stage.appendLines(1100, pts(1100, 400_000), 0));
       assert.equal(stage.count, 0);
-      await stage.append(7, pts(7, 3), 0);
+      await stage.appendLines(7, pts(7, 3), 0);
       assert.deepEqual(await sum(7, 10), [3, 24]);
       stage.close();
     } finally {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { encodeColumns, LineSink } from '../src/ingest/encode.ts';
-import { compileSchema, type CompiledSchema } from '../src/ingest/points.ts';
+import { compileSchema, encodePoint, type CompiledSchema } from '../src/ingest/points.ts';
 import { validateSchema } from '../src/ingest/schema.ts';
 import type { Point, SchemaField } from '../src/ingest/types.ts';
 import { SqlEngine } from '../src/sql/engine.ts';
@@ -24,6 +24,7 @@ const SOURCE: SchemaField[] = validateSchema([
   { key: 'b', valtype: 'boolean' },
   { key: 'd', valtype: 'date' },
 ]);
+const source = compileSchema(SOURCE);
 
 /** Queries over the source: plain columns, narrower types, columns typed unlike their field, NaN, dates past 9999. */
 const QUERIES = [
@@ -124,7 +125,8 @@ describe('wire encoding of query results (vectors -> lines)', () => {
   /** Stages `points` as the next offsets and runs `sql` over exactly them. */
   async function query(points: Point[], sql: string): Promise<StageQueryResult> {
     const base = next;
-    await stage.append(base, points, 0);
+    // Stored as the wire lines a push would store, then staged as the feeder stages them.
+    await stage.appendLines(base, points.map((p) => encodePoint(p, source)), 0);
     next += points.length;
     return stage.query(base, next, sql, 10_000);
   }

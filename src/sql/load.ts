@@ -1,6 +1,7 @@
 /**
- * Columnar loader: fills DuckDB data chunks straight from decoded points and
- * hands them to an appender.
+ * Columnar loader: fills DuckDB data chunks from column arrays (extracted
+ * from decoded points, or decoded straight from stored lines by
+ * decodeColumns) and hands them to an appender.
  *
  * Why not the row-wise Appender or DuckDBVector.setItem: both cost a native
  * call (and for BIGINT a BigInt allocation) per value; here fixed-width
@@ -246,15 +247,6 @@ export function extractorFor(schema: readonly SchemaField[]): Extractor {
   const decls = keys.map((_k, c) => `const c${c} = cols[${c}];`).join('\n');
   const stores = keys.map((k, c) => `c${c}[i] = p[${JSON.stringify(k)}];`).join('\n');
   return new Function('points', 'start', 'n', 'cols', `${decls}\nfor (let i = 0; i < n; i++) {\nconst p = points[start + i];\n${stores}\n}`) as Extractor;
-}
-
-/**
- * Appends `points` to the appender's table, whose columns are `schema` in
- * order (as created by createTableSql). Does not flush or close the appender.
- */
-export function appendPoints(appender: DuckDBAppender, schema: readonly SchemaField[], points: readonly Point[]): void {
-  const extract = extractorFor(schema);
-  appendRows(appender, schema, points.length, (start, n, cols) => extract(points, start, n, cols));
 }
 
 /**

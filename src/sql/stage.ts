@@ -12,7 +12,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql, type QueryPlan } from './check.ts';
 import { errorText, execute, loadRows, SqlRuntimeError, withTimeout } from './exec.ts';
-import { extractorFor, type RowFiller } from './load.ts';
+import type { RowFiller } from './load.ts';
 import type { CompiledSchema } from '../ingest/compiled.ts';
 import { compileSchema, decodeColumns } from '../ingest/points.ts';
 import type { LineSink } from '../ingest/encode.ts';
@@ -99,16 +99,11 @@ export class SourceStage {
   }
 
   /**
-   * Appends `points` (offsets base .. base + n - 1). `base` must be the
-   * current end unless the stage is empty, which then starts at `base`.
-   * Not serialised by itself: call it inside exclusive().
+   * Appends stored wire lines of the source repo (offsets base .. base + n - 1),
+   * decoded straight into columns. `base` must be the current end unless the
+   * stage is empty, which then starts at `base`. Not serialised by itself:
+   * call it inside exclusive().
    */
-  async append(base: number, points: Point[], bytes: number): Promise<void> {
-    const extract = extractorFor(this.schema);
-    await this.appendRows(base, points.length, (start, n, cols) => extract(points, start, n, cols), bytes);
-  }
-
-  /** As append, for stored wire lines of the source repo, decoded straight into columns. */
   async appendLines(base: number, lines: readonly string[], bytes: number): Promise<void> {
     const compiled = (this.compiled ??= compileSchema(this.schema));
     await this.appendRows(base, lines.length, (start, n, cols) => decodeColumns(lines, start, n, compiled, cols), bytes);

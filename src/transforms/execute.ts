@@ -133,7 +133,7 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
   const destSchema = repos.compiled(account, destRow);
   const t1 = performance.now();
   // Rows without any value are no points and are not stored.
-  const out = columns ? encodeResult(columns, destSchema) : encodePoints(points, destSchema);
+  const out = columns ? encodeStaged(columns, destSchema) : encodePoints(points, destSchema);
 
   const t2 = performance.now();
   const srcNext = read.next;
@@ -167,8 +167,8 @@ interface Encoded {
   count: number;
 }
 
-/** Encodes a query result chunk by chunk, straight from its columns. */
-function encodeResult(res: StagedRun, schema: CompiledSchema): Encoded {
+/** Encodes a staged run's query result straight from its vectors (sql/wire.ts). */
+function encodeStaged(res: StagedRun, schema: CompiledSchema): Encoded {
   const sink = new LineSink();
   res.encode(schema, sink);
   return { payload: sink.bytes(), count: sink.count };
