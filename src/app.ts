@@ -17,6 +17,7 @@ import { StageManager } from './transforms/stages.ts';
 import { Accounts, ensureGeneratedAccount } from './auth/accounts.ts';
 import type { AccountConfig, Config } from './config.ts';
 import type { AppContext } from './context.ts';
+import { GroupCapacity } from './services/capacity.ts';
 import { RepoService } from './services/repos.ts';
 import { createLogStore } from './storage/log/index.ts';
 import { MetaStore } from './storage/meta.ts';
@@ -85,9 +86,10 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   const plugins = new PluginService(meta, path.join(config.dataDir, 'plugins'), js, jvm);
   const stages = new StageManager(meta, repos, sql, { aheadBytes: config.transformStage, log: app.log });
   repos.appended.push((account, repo) => stages.notify(account, repo));
+  const capacity = new GroupCapacity(meta, config.transformSlots);
   const runner = new TransformRunner(
     { meta, repos, sql, plugins, stages, maxPointsPerRun: config.transformBatch, sqlTimeoutMs: config.sqlTimeoutMs, failpoint: process.env.PIPELINE_FAILPOINT },
-    { defaultSlots: config.transformSlots, firstRunDelayMs: 1000, log: app.log },
+    { capacity, firstRunDelayMs: 1000, log: app.log },
   );
   const ctx: AppContext = {
     config,
@@ -98,6 +100,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     plugins,
     runner,
     stages,
+    capacity,
     transforms: new TransformService(meta, repos, sql, plugins, runner),
     log: app.log,
     hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group)] },

@@ -3,6 +3,7 @@ import type { Accounts } from './auth/accounts.ts';
 import type { Config } from './config.ts';
 import type { LogStore } from './storage/log/types.ts';
 import type { MetaStore } from './storage/meta.ts';
+import type { GroupCapacity } from './services/capacity.ts';
 import type { PluginService } from './services/plugins.ts';
 import type { RepoService } from './services/repos.ts';
 import type { TransformRunner } from './transforms/runner.ts';
@@ -21,6 +22,8 @@ export interface AppContext {
   runner: TransformRunner;
   /** Sources of SQL transforms staged in DuckDB ahead of their runs. */
   stages: StageManager;
+  /** Resource-group run capacity shared by transforms and exports. */
+  capacity: GroupCapacity;
   log: FastifyBaseLogger;
   /** Hooks later components (transform runner, exports) register for lifecycle events. */
   hooks: LifecycleHooks;

@@ -2,14 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import type { GroupRow } from '../storage/meta.ts';
+import { CONTAINER_TYPES, groupSlots } from '../services/capacity.ts';
 import { jsonBody, NAME_RE, sendJson } from './http.ts';
-
-export const CONTAINER_TYPES: Record<string, number> = { M16C4: 1, M32C8: 2 };
-
-/** Worker slots a group grants its transforms and exports: count x (M16C4: 1, M32C8: 2). */
-export function groupSlots(g: Pick<GroupRow, 'containerType' | 'containerCount'>): number {
-  return g.containerCount * (CONTAINER_TYPES[g.containerType] ?? 1);
-}
 
 /** Validates `container` ({type, count 1..128}); E18213 / E18214. */
 export function parseContainer(raw: unknown, maxCount = 128): { type: string; count: number } {

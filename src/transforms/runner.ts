@@ -1,8 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { groupSlots } from '../api/groups.ts';
+import type { GroupCapacity } from '../services/capacity.ts';
 import type { TransformRow } from '../storage/meta.ts';
 import { consumerId, runTransform, type RunDeps, type RunSteps, type TransformProgress } from './execute.ts';
-import { Slots } from './slots.ts';
 import { INTERVALS, type TransformSpec } from './spec.ts';
 
 export type TransformState = 'running' | 'paused' | 'error' | 'stopped';
@@ -40,12 +39,11 @@ const key = (account: string, repo: string, name: string): string => `${account}
  */
 export class TransformRunner {
   private readonly entries = new Map<string, Entry>();
-  private readonly slots = new Map<string, Slots>();
   private closed = false;
 
   constructor(
     private readonly deps: RunDeps,
-    private readonly opts: { defaultSlots: number; firstRunDelayMs: number; log: FastifyBaseLogger },
+    private readonly opts: { capacity: GroupCapacity; firstRunDelayMs: number; log: FastifyBaseLogger },
   ) {}
 
   /** Schedules every stored transform (after a restart they resume from their committed offsets). */
@@ -90,9 +88,8 @@ export class TransformRunner {
 
   /** Re-reads a group's state and size; paused transforms resume on their next tick. */
   groupChanged(account: string, group: string): void {
+    this.opts.capacity.groupChanged(account, group);
     const g = this.deps.meta.getGroup(account, group);
-    const s = this.slots.get(`${account}/${group}`);
-    if (g && s) s.resize(groupSlots(g));
     for (const e of this.entries.values()) {
       if (e.account === account && e.group === group && g?.state === 'running') this.schedule(e, 0);
     }
@@ -107,19 +104,7 @@ export class TransformRunner {
   }
 
   private paused(e: Entry): boolean {
-    if (!e.group) return false;
-    return this.deps.meta.getGroup(e.account, e.group)?.state !== 'running';
-  }
-
-  private slotsFor(e: Entry): Slots {
-    const id = e.group ? `${e.account}/${e.group}` : '';
-    let s = this.slots.get(id);
-    if (!s) {
-      const g = e.group ? this.deps.meta.getGroup(e.account, e.group) : undefined;
-      s = new Slots(g ? groupSlots(g) : this.opts.defaultSlots);
-      this.slots.set(id, s);
-    }
-    return s;
+    return this.opts.capacity.paused(e.account, e.group);
   }
 
   private schedule(e: Entry, delayMs: number): void {
@@ -141,7 +126,7 @@ export class TransformRunner {
     let more = false;
     const run = (async () => {
       if (this.paused(e)) return;
-      const release = await this.slotsFor(e).acquire();
+      const release = await this.opts.capacity.slots(e.account, e.group).acquire();
       try {
         if (e.stopped || this.closed) return;
         const r = await runTransform(this.deps, e.account, e.row);

@@ -1,0 +1,50 @@
+import type { GroupRow, MetaStore } from '../storage/meta.ts';
+import { Slots } from './slots.ts';
+
+/** Worker slots per container of each type. */
+export const CONTAINER_TYPES: Record<string, number> = { M16C4: 1, M32C8: 2 };
+
+/** Worker slots a group grants its transforms and exports: count x (M16C4: 1, M32C8: 2). */
+export function groupSlots(g: Pick<GroupRow, 'containerType' | 'containerCount'>): number {
+  return g.containerCount * (CONTAINER_TYPES[g.containerType] ?? 1);
+}
+
+/**
+ * Run capacity of resource groups, shared by every runner (transforms,
+ * exports): one slot pool per group, sized from the group's containers, and
+ * one default pool for repos without a group. A stopped group pauses the
+ * runs of its repos.
+ */
+export class GroupCapacity {
+  private readonly pools = new Map<string, Slots>();
+
+  constructor(
+    private readonly meta: MetaStore,
+    private readonly defaultSlots: number,
+  ) {}
+
+  /** The slot pool of a group (null: the default pool). */
+  slots(account: string, group: string | null): Slots {
+    const id = group ? `${account}/${group}` : '';
+    let s = this.pools.get(id);
+    if (!s) {
+      const g = group ? this.meta.getGroup(account, group) : undefined;
+      s = new Slots(g ? groupSlots(g) : this.defaultSlots);
+      this.pools.set(id, s);
+    }
+    return s;
+  }
+
+  /** Whether runs of repos in this group are paused (group stopped or gone). */
+  paused(account: string, group: string | null): boolean {
+    if (!group) return false;
+    return this.meta.getGroup(account, group)?.state !== 'running';
+  }
+
+  /** Re-reads a group's size after an update, start or stop. */
+  groupChanged(account: string, group: string): void {
+    const g = this.meta.getGroup(account, group);
+    const s = this.pools.get(`${account}/${group}`);
+    if (g && s) s.resize(groupSlots(g));
+  }
+}
