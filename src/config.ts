@@ -7,6 +7,12 @@ export interface AccountConfig {
   id: string;
   accessKey: string;
   secretKey: string;
+  /** Buckets (kodo exports, kodo datasources, job exports) this account may use; absent = all. */
+  buckets?: string[];
+  /** Subtrees of the hdfs root this account may use; absent = all. */
+  hdfsPaths?: string[];
+  /** Whether this account may run Java (jar) plugins; absent = false. */
+  jarPlugins?: boolean;
 }
 
 export type FsyncMode = 'always' | 'interval' | 'never';
@@ -39,6 +45,16 @@ export interface Config {
   pluginWorkers: number;
   pluginTimeoutMs: number;
   pluginMemoryMb: number;
+  /** Root of the local bucket store: bucket B = <bucketsDir>/B (unless s3Endpoint is set). */
+  bucketsDir: string;
+  /** Root that hdfs:// paths of datasources and job exports resolve under. */
+  hdfsRoot: string;
+  /** IANA time zone of magic variables ($(year) ...) in key prefixes, file filters and SQL. */
+  timezone: string;
+  /** S3-compatible endpoint holding the buckets instead of bucketsDir ('' = local directories). */
+  s3: { endpoint: string; accessKey: string; secretKey: string; region: string; pathStyle: boolean };
+  /** InfluxDB 1.x base URL for tsdb exports ('' = tsdb exports cannot be created). */
+  tsdb: { url: string; user: string; password: string };
 }
 
 /** Every key, its environment variable, default and meaning; drives validation, docs and --help. */
@@ -67,6 +83,17 @@ export const CONFIG_KEYS = [
   ['pluginWorkers', 'PIPELINE_PLUGIN_WORKERS', '2', 'sandboxed worker processes for JavaScript plugins'],
   ['pluginTimeout', 'PIPELINE_PLUGIN_TIMEOUT', '30s', 'longest a plugin may take over one batch'],
   ['pluginMemory', 'PIPELINE_PLUGIN_MEMORY', '256MB', 'heap limit of each plugin worker'],
+  ['bucketsDir', 'PIPELINE_BUCKETS_DIR', '', 'local bucket store, bucket B = folder B (default <dataDir>/buckets)'],
+  ['hdfsRoot', 'PIPELINE_HDFS_ROOT', '', 'directory hdfs:// paths resolve under (default <dataDir>/hdfs)'],
+  ['timezone', 'PIPELINE_TIMEZONE', 'UTC', 'IANA time zone of magic variables such as $(year) $(hour)'],
+  ['s3Endpoint', 'PIPELINE_S3_ENDPOINT', '', 'S3-compatible endpoint holding the buckets instead of the local bucket store'],
+  ['s3AccessKey', 'PIPELINE_S3_ACCESS_KEY', '', 'access key for the S3 endpoint'],
+  ['s3SecretKey', 'PIPELINE_S3_SECRET_KEY', '', 'secret key for the S3 endpoint'],
+  ['s3Region', 'PIPELINE_S3_REGION', 'us-east-1', 'region sent to the S3 endpoint'],
+  ['s3PathStyle', 'PIPELINE_S3_PATH_STYLE', 'true', 'path-style bucket addressing (true for most self-hosted S3 servers)'],
+  ['tsdbUrl', 'PIPELINE_TSDB_URL', '', 'InfluxDB 1.x URL for tsdb exports, e.g. http://127.0.0.1:8086'],
+  ['tsdbUser', 'PIPELINE_TSDB_USER', '', 'InfluxDB user (optional)'],
+  ['tsdbPassword', 'PIPELINE_TSDB_PASSWORD', '', 'InfluxDB password (optional)'],
 ] as const;
 
 export class ConfigError extends Error {
@@ -96,6 +123,22 @@ export function parseSize(v: string | number): number | undefined {
 }
 
 type Raw = Record<string, unknown>;
+
+/** One entry of the config file's `accounts`, with its optional grants. */
+function fileAccount(a: Raw, problems: string[]): AccountConfig {
+  const acc: AccountConfig = { id: String(a.id), accessKey: String(a.accessKey), secretKey: String(a.secretKey) };
+  for (const k of ['buckets', 'hdfsPaths'] as const) {
+    const v = a[k];
+    if (v === undefined) continue;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) problems.push(`account "${acc.id}": ${k} must be an array of strings`);
+    else acc[k] = v as string[];
+  }
+  if (a.jarPlugins !== undefined) {
+    if (typeof a.jarPlugins !== 'boolean') problems.push(`account "${acc.id}": jarPlugins must be true or false`);
+    else acc.jarPlugins = a.jarPlugins;
+  }
+  return acc;
+}
 
 /**
  * Builds the configuration from an optional JSON file (PIPELINE_CONFIG, same
@@ -140,7 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
   const accounts: AccountConfig[] = [];
   const fileAccounts = (overrides.accounts ?? file.accounts ?? []) as unknown;
   if (!Array.isArray(fileAccounts)) problems.push('accounts: must be an array of {id, accessKey, secretKey}');
-  else for (const a of fileAccounts as Raw[]) accounts.push({ id: String(a.id), accessKey: String(a.accessKey), secretKey: String(a.secretKey) });
+  else for (const a of fileAccounts as Raw[]) accounts.push(fileAccount(a, problems));
   const ak = str('accessKey');
   const sk = str('secretKey');
   if (ak || sk) {
@@ -154,10 +197,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     if (seen.has(a.accessKey)) problems.push(`access key of account "${a.id}" is used twice`);
     seen.add(a.accessKey);
   }
+  const dataDir = path.resolve(str('dataDir'));
+  const timezone = str('timezone');
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+  } catch {
+    problems.push(`timezone: "${timezone}" is not an IANA time zone (e.g. UTC, Asia/Shanghai)`);
+  }
+  const s3PathStyle = str('s3PathStyle');
+  if (!['true', 'false'].includes(s3PathStyle)) problems.push(`s3PathStyle: "${s3PathStyle}" must be true or false`);
+  if (str('s3Endpoint') && (!str('s3AccessKey') || !str('s3SecretKey'))) problems.push('s3Endpoint needs s3AccessKey and s3SecretKey');
   const cfg: Config = {
     port,
     host: str('host'),
-    dataDir: path.resolve(str('dataDir')),
+    dataDir,
     accounts,
     clockSkewMs: dur('clockSkew'),
     fsync: fsync as FsyncMode,
@@ -178,6 +231,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     pluginWorkers: int('pluginWorkers', 1, 64),
     pluginTimeoutMs: dur('pluginTimeout'),
     pluginMemoryMb: Math.floor(size('pluginMemory') / 1024 / 1024),
+    bucketsDir: path.resolve(str('bucketsDir') || path.join(dataDir, 'buckets')),
+    hdfsRoot: path.resolve(str('hdfsRoot') || path.join(dataDir, 'hdfs')),
+    timezone,
+    s3: { endpoint: str('s3Endpoint'), accessKey: str('s3AccessKey'), secretKey: str('s3SecretKey'), region: str('s3Region'), pathStyle: s3PathStyle !== 'false' },
+    tsdb: { url: str('tsdbUrl').replace(/\/+$/, ''), user: str('tsdbUser'), password: str('tsdbPassword') },
   };
   if (!/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(cfg.sqlMemory)) problems.push(`sqlMemory: "${cfg.sqlMemory}" must be a size like 512MB or 2GB`);
   if (cfg.pluginMemoryMb < 16) problems.push('pluginMemory: at least 16MB');

@@ -1,0 +1,10 @@
+import type { SinkKind } from './shared/sink.ts';
+
+/** Every sink kind the server supports; each sink folder adds its kind here. */
+export const SINK_KINDS: readonly SinkKind[] = [];
+
+/** The kind for an export `type`, matched case-insensitively; undefined when unknown. */
+export function sinkKind(type: string): SinkKind | undefined {
+  const t = type.toLowerCase();
+  return SINK_KINDS.find((k) => k.types.includes(t));
+}
