@@ -8,7 +8,7 @@ import { pluginRoutes } from './api/plugins.ts';
 import { repoRoutes } from './api/repos.ts';
 import { transformRoutes } from './api/transforms.ts';
 import { JsPluginRuntime } from './plugins/js-runtime.ts';
-import { JvmPluginRuntime } from './plugins/jvm-runtime.ts';
+import { JvmPluginRuntime, logJvmSandbox } from './plugins/jvm-runtime.ts';
 import { PluginService } from './services/plugins.ts';
 import { SqlEngine } from './sql/engine.ts';
 import { TransformRunner } from './transforms/runner.ts';
@@ -65,7 +65,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   let accountList = config.accounts;
   if (accountList.length === 0) {
     const g = ensureGeneratedAccount(config.dataDir);
-    accountList = [g.account];
+    accountList = [{ ...g.account, jarPlugins: config.jarPlugins }];
     if (g.created) generated = g.account;
   }
 
@@ -82,8 +82,10 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   const repos = new RepoService(meta, logs, config);
   const sql = await SqlEngine.create({ memoryLimit: config.sqlMemory, threads: config.sqlThreads, tempDir: path.join(config.dataDir, 'tmp', 'duckdb') });
   const js = new JsPluginRuntime({ workers: config.pluginWorkers, timeoutMs: config.pluginTimeoutMs, memoryMb: config.pluginMemoryMb });
-  const jvm = new JvmPluginRuntime({ timeoutMs: config.pluginTimeoutMs, memoryMb: Math.max(64, config.pluginMemoryMb), workDir: path.join(config.dataDir, 'tmp', 'jvm') });
-  const plugins = new PluginService(meta, path.join(config.dataDir, 'plugins'), js, jvm);
+  const jvm = new JvmPluginRuntime({ timeoutMs: config.pluginTimeoutMs, memoryMb: Math.max(64, config.pluginMemoryMb), workDir: path.join(config.dataDir, 'tmp', 'jvm'), sandbox: config.jvmSandbox });
+  const jarAccounts = new Set(accountList.filter((a) => a.jarPlugins === true).map((a) => a.id));
+  const plugins = new PluginService(meta, path.join(config.dataDir, 'plugins'), js, jvm, { maxBytes: config.pluginMaxBytes, jarAllowed: (id) => jarAccounts.has(id) });
+  if (jarAccounts.size) logJvmSandbox(jvm, app.log);
   const stages = new StageManager(meta, repos, sql, { aheadBytes: config.transformStage, log: app.log });
   repos.appended.push((account, repo) => stages.notify(account, repo));
   const capacity = new GroupCapacity(meta, config.transformSlots);

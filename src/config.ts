@@ -45,6 +45,12 @@ export interface Config {
   pluginWorkers: number;
   pluginTimeoutMs: number;
   pluginMemoryMb: number;
+  /** Largest plugin package accepted by upload (the official limit is 100 MB). */
+  pluginMaxBytes: number;
+  /** Java plugins for the account of accessKey/secretKey or the generated one (file accounts: their own jarPlugins). */
+  jarPlugins: boolean;
+  /** Confinement of Java plugin JVMs: auto (bubblewrap when it works), bwrap (required), none. */
+  jvmSandbox: 'auto' | 'bwrap' | 'none';
   /** Root of the local bucket store: bucket B = <bucketsDir>/B (unless s3Endpoint is set). */
   bucketsDir: string;
   /** Root that hdfs:// paths of datasources and job exports resolve under. */
@@ -83,6 +89,9 @@ export const CONFIG_KEYS = [
   ['pluginWorkers', 'PIPELINE_PLUGIN_WORKERS', '2', 'sandboxed worker processes for JavaScript plugins'],
   ['pluginTimeout', 'PIPELINE_PLUGIN_TIMEOUT', '30s', 'longest a plugin may take over one batch'],
   ['pluginMemory', 'PIPELINE_PLUGIN_MEMORY', '256MB', 'heap limit of each plugin worker'],
+  ['pluginMaxSize', 'PIPELINE_PLUGIN_MAX_SIZE', '100MB', 'largest plugin package an upload may carry (not bounded by maxBodySize)'],
+  ['jarPlugins', 'PIPELINE_JAR_PLUGINS', 'false', 'let the accessKey/secretKey (or generated) account run Java (jar) plugins; file accounts use their own jarPlugins'],
+  ['jvmSandbox', 'PIPELINE_JVM_SANDBOX', 'auto', 'Java plugin JVMs: auto (bubblewrap when it works, else unconfined) | bwrap (required) | none'],
   ['bucketsDir', 'PIPELINE_BUCKETS_DIR', '', 'local bucket store, bucket B = folder B (default <dataDir>/buckets)'],
   ['hdfsRoot', 'PIPELINE_HDFS_ROOT', '', 'directory hdfs:// paths resolve under (default <dataDir>/hdfs)'],
   ['timezone', 'PIPELINE_TIMEZONE', 'UTC', 'IANA time zone of magic variables such as $(year) $(hour)'],
@@ -188,7 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
   const sk = str('secretKey');
   if (ak || sk) {
     if (!ak || !sk) problems.push('accessKey and secretKey must be set together');
-    else accounts.unshift({ id: 'default', accessKey: ak, secretKey: sk });
+    else accounts.unshift({ id: 'default', accessKey: ak, secretKey: sk, jarPlugins: str('jarPlugins') === 'true' });
   }
   const seen = new Set<string>();
   for (const a of accounts) {
@@ -206,6 +215,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
   }
   const s3PathStyle = str('s3PathStyle');
   if (!['true', 'false'].includes(s3PathStyle)) problems.push(`s3PathStyle: "${s3PathStyle}" must be true or false`);
+  const jarPlugins = str('jarPlugins');
+  if (!['true', 'false'].includes(jarPlugins)) problems.push(`jarPlugins: "${jarPlugins}" must be true or false`);
+  const jvmSandbox = str('jvmSandbox');
+  if (!['auto', 'bwrap', 'none'].includes(jvmSandbox)) problems.push(`jvmSandbox: "${jvmSandbox}" must be auto, bwrap or none`);
   if (str('s3Endpoint') && (!str('s3AccessKey') || !str('s3SecretKey'))) problems.push('s3Endpoint needs s3AccessKey and s3SecretKey');
   const cfg: Config = {
     port,
@@ -231,6 +244,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     pluginWorkers: int('pluginWorkers', 1, 64),
     pluginTimeoutMs: dur('pluginTimeout'),
     pluginMemoryMb: Math.floor(size('pluginMemory') / 1024 / 1024),
+    pluginMaxBytes: size('pluginMaxSize'),
+    jarPlugins: jarPlugins === 'true',
+    jvmSandbox: jvmSandbox as Config['jvmSandbox'],
     bucketsDir: path.resolve(str('bucketsDir') || path.join(dataDir, 'buckets')),
     hdfsRoot: path.resolve(str('hdfsRoot') || path.join(dataDir, 'hdfs')),
     timezone,
@@ -240,6 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
   if (!/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(cfg.sqlMemory)) problems.push(`sqlMemory: "${cfg.sqlMemory}" must be a size like 512MB or 2GB`);
   if (cfg.pluginMemoryMb < 16) problems.push('pluginMemory: at least 16MB');
   if (cfg.regions.length === 0) problems.push('regions: at least one region is needed');
+  if (cfg.pluginMaxBytes < 1024) problems.push('pluginMaxSize: at least 1KB');
   if (cfg.maxBodyBytes < 1024) problems.push('maxBodySize: at least 1KB');
   if (cfg.segmentBytes < 1024 * 1024) problems.push('segmentSize: at least 1MB');
   if (problems.length) throw new ConfigError(problems);

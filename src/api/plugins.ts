@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
-import { MAX_PLUGIN_BYTES, type PluginService } from '../services/plugins.ts';
+import type { PluginService } from '../services/plugins.ts';
 import { parsePlugin } from '../transforms/spec.ts';
 import { jsonBody, sendJson } from './http.ts';
 
@@ -12,7 +12,7 @@ const view = (p: { name: string; kind: string; size: number; md5: string; create
 export async function pluginRoutes(app: FastifyInstance, ctx: AppContext & { plugins: PluginService }): Promise<void> {
   const { plugins } = ctx;
 
-  app.post<{ Params: { name: string } }>('/v2/plugins/:name', { bodyLimit: MAX_PLUGIN_BYTES }, async (req, reply) => {
+  app.post<{ Params: { name: string } }>('/v2/plugins/:name', { bodyLimit: plugins.maxBytes }, async (req, reply) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const md5 = req.headers['content-md5'];
     const len = req.headers['content-length'];
@@ -29,11 +29,13 @@ export async function pluginRoutes(app: FastifyInstance, ctx: AppContext & { plu
     return reply.send();
   });
 
-  // Checks that a stored plugin loads, and (when given) that an output declaration is valid.
+  // Checks a stored plugin against its contract. The SDK sends no body and reads
+  // {"outputFields":[{name,type}]}: OutputData's fields for the official Java contract,
+  // else the `output` given in the body (checked), else none.
   app.post<{ Params: { name: string } }>('/v2/verify/plugins/:name', async (req, reply) => {
     const body = jsonBody(req);
-    const p = await plugins.verify(req.account, req.params.name);
-    const output = body.output === undefined ? undefined : parsePlugin({ name: p.name, output: body.output }).output;
-    return sendJson(reply, { name: p.name, kind: p.kind, valid: true, ...(output ? { output } : {}) });
+    const declared = body.output === undefined || body.output === null ? undefined : parsePlugin({ name: req.params.name, output: body.output }).output;
+    const v = await plugins.verify(req.account, req.params.name, declared);
+    return sendJson(reply, { outputFields: v.outputFields, name: v.row.name, kind: v.row.kind, contract: v.form });
   });
 }

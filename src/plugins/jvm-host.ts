@@ -7,14 +7,24 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { PluginMemoryError, PluginRunError, PluginTimeoutError } from './errors.ts';
-import { HOST_MAIN_CLASS } from './jvm/host-source.ts';
+import type { JvmLaunch } from './jvm-sandbox.ts';
+
+/** JVM options of every host (memory and GC), before the class path. */
+export function hostJvmArgs(memoryMb: number): string[] {
+  return [
+    `-Xmx${memoryMb}m`,
+    '-XX:+UseSerialGC', // one plugin thread: the smallest, fastest-starting collector
+    '-XX:+ExitOnOutOfMemoryError', // an OOM must end the process so the caller sees it as such
+    '-XX:-UsePerfData',
+    '-Djava.awt.headless=true',
+    '-Dfile.encoding=UTF-8',
+  ];
+}
 
 /** How to start a host. */
 export interface JvmHostOptions {
-  java: string;
-  /** Directory holding the compiled PluginHost classes. */
-  classDir: string;
-  jarPath: string;
+  /** The command (java, or bwrap around java) from JvmSandbox.launch. */
+  launch: JvmLaunch;
   memoryMb: number;
   timeoutMs: number;
   /** Longest wait for the JVM to start and report ready. */
@@ -25,7 +35,10 @@ export interface JvmHostOptions {
 export interface JvmHostReply {
   id: number;
   ok: boolean;
-  form?: 'map' | 'batch';
+  form?: 'map' | 'batch' | 'bean';
+  /** Official contract only (verify): SourceData fields, and OutputData fields with their derived repo types. */
+  input?: Array<{ name: string; java: string }>;
+  output?: Array<{ name: string; java: string; type: 'string' | 'long' | 'float' }>;
   points?: unknown;
   kind?: 'invalid' | 'run';
   error?: string;
@@ -57,22 +70,11 @@ export class JvmHost {
 
   constructor(opts: JvmHostOptions) {
     this.#opts = opts;
-    const args = [
-      `-Xmx${opts.memoryMb}m`,
-      '-XX:+UseSerialGC', // one plugin thread: the smallest, fastest-starting collector
-      '-XX:+ExitOnOutOfMemoryError', // an OOM must end the process so the caller sees it as such
-      '-XX:-UsePerfData',
-      '-Djava.awt.headless=true',
-      '-Dfile.encoding=UTF-8',
-      '-cp',
-      opts.classDir,
-      HOST_MAIN_CLASS,
-      opts.jarPath,
-    ];
-    // Plugins run with the server's OS rights; at least keep its secrets (environment) out of reach.
+    // The server's environment (secrets) never reaches a plugin.
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
     if (process.env.TZ !== undefined) env.TZ = process.env.TZ;
-    this.#child = spawn(opts.java, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const { command, args, cwd } = opts.launch;
+    this.#child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env, cwd });
     this.#ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.kill();

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Point } from '../ingest/types.ts';
 import { PluginInvalidError, PluginRunError, PluginUnavailableError } from './errors.ts';
-import { JvmHost, type JvmHostReply } from './jvm-host.ts';
+import { hostJvmArgs, JvmHost, type JvmHostReply } from './jvm-host.ts';
+import { JvmSandbox, type SandboxSetting, type SandboxState } from './jvm-sandbox.ts';
 import { HOST_MAIN_CLASS, HOST_SOURCES } from './jvm/host-source.ts';
 import { enforceOutput, pointsToJson, type OutputField } from './output.ts';
 
@@ -28,6 +29,18 @@ export interface JvmRuntimeOptions {
   workDir?: string;
   /** A jar's JVM is stopped after this long without runs (default 5 minutes). */
   idleMs?: number;
+  /** Confinement of the JVMs (default auto: bubblewrap when it works). */
+  sandbox?: SandboxSetting;
+}
+
+/** What a jar's parser class offers, as found by {@link JvmPluginRuntime.verify}. */
+export interface JvmPluginInfo {
+  /** `bean`: the official contract (userWrite.bean.SourceData/OutputData); `map`/`batch`: this server's Map contract. */
+  form: 'map' | 'batch' | 'bean';
+  /** Official contract: the SourceData fields and their Java types. */
+  input?: Array<{ name: string; java: string }>;
+  /** Official contract: the OutputData fields, Java types and the repo types derived from them. */
+  output?: Array<{ name: string; java: string; type: 'string' | 'long' | 'float' }>;
 }
 
 const UNAVAILABLE = "Java plugins need a JDK (java and javac) on the server's PATH";
@@ -40,7 +53,7 @@ interface HostEntry {
   host: JvmHost;
   /** mtime and size of the jar when the JVM loaded it: a replaced jar needs a new JVM. */
   stamp: string;
-  forms: Map<string, 'map' | 'batch'>;
+  forms: Map<string, JvmPluginInfo['form']>;
   /** Runs in progress: the idle timer only runs while this is 0. */
   active: number;
   idle?: NodeJS.Timeout;
@@ -53,9 +66,19 @@ export class JvmPluginRuntime {
   #available: Promise<boolean> | undefined;
   #classDir: Promise<string> | undefined;
   #closed = false;
+  readonly #sandbox: JvmSandbox;
+  /** verify() answers per jar version and class: checking a transform must not start a JVM every time. */
+  readonly #verified = new Map<string, JvmPluginInfo>();
 
   constructor(opts: JvmRuntimeOptions) {
     this.#opts = opts;
+    const workDir = opts.workDir ?? defaultWorkDir();
+    this.#sandbox = new JvmSandbox({ java: opts.java ?? 'java', setting: opts.sandbox ?? 'auto', cwd: path.join(workDir, 'cwd') });
+  }
+
+  /** How the JVMs are confined here (probes bubblewrap on the first call). */
+  sandbox(): Promise<SandboxState> {
+    return this.#sandbox.state();
   }
 
   /** Whether `java` and `javac` run on this machine (probed once). */
@@ -66,16 +89,25 @@ export class JvmPluginRuntime {
 
   /**
    * Loads `className` from the jar in a fresh JVM, instantiates it and checks
-   * it has a usable parse/parseBatch method.
+   * it follows one of the contracts; the answer is cached per jar version.
    * @throws PluginInvalidError, or PluginUnavailableError without a JDK.
    */
-  async verify(jarPath: string, className: string): Promise<void> {
+  async verify(jarPath: string, className: string): Promise<JvmPluginInfo> {
     const classDir = await this.#prepare();
     checkJar(jarPath);
+    const key = `${jarStamp(jarPath)}:${jarPath}:${className}`;
+    const cached = this.#verified.get(key);
+    if (cached) return cached;
     const host = this.#start(classDir, jarPath);
     try {
       const reply = await host.request({ op: 'verify', class: className }, `plugin "${className}"`);
       failOn(reply, `plugin "${className}"`);
+      const info: JvmPluginInfo = { form: reply.form ?? 'map' };
+      if (reply.input) info.input = reply.input;
+      if (reply.output) info.output = reply.output;
+      if (this.#verified.size >= 1000) this.#verified.clear();
+      this.#verified.set(key, info);
+      return info;
     } catch (err) {
       if (err instanceof PluginInvalidError) throw err;
       const message = err instanceof Error ? err.message : String(err);
@@ -102,7 +134,7 @@ export class JvmPluginRuntime {
       if (form === undefined) {
         const reply = await entry.host.request({ op: 'verify', class: className }, label);
         failOn(reply, label);
-        form = reply.form === 'batch' ? 'batch' : 'map';
+        form = reply.form ?? 'map';
         entry.forms.set(className, form);
       }
       const result: Point[] = [];
@@ -139,22 +171,18 @@ export class JvmPluginRuntime {
       this.#classDir = undefined; // let a later call retry, e.g. after the disk filled up
       throw err;
     });
-    return this.#classDir;
+    const [dir] = await Promise.all([this.#classDir, this.#sandbox.state()]);
+    return dir;
   }
 
   #start(classDir: string, jarPath: string): JvmHost {
     const { timeoutMs, memoryMb } = this.#opts;
-    return new JvmHost({ java: this.#opts.java ?? 'java', classDir, jarPath, memoryMb, timeoutMs, startupMs: Math.max(timeoutMs, 30_000) });
+    const launch = this.#sandbox.launch(classDir, jarPath, hostJvmArgs(memoryMb), HOST_MAIN_CLASS);
+    return new JvmHost({ launch, memoryMb, timeoutMs, startupMs: Math.max(timeoutMs, 30_000) });
   }
 
   #entry(classDir: string, jarPath: string): HostEntry {
-    let stamp: string;
-    try {
-      const st = statSync(jarPath);
-      stamp = `${st.mtimeMs}:${st.size}`;
-    } catch (err) {
-      throw new PluginInvalidError(`plugin jar ${path.basename(jarPath)} is missing`, { cause: err });
-    }
+    const stamp = jarStamp(jarPath);
     const cur = this.#hosts.get(jarPath);
     if (cur && !cur.host.dead && cur.stamp === stamp) return cur;
     // A replaced jar's JVM finishes the runs it has (see #scheduleIdle), then goes.
@@ -179,6 +207,18 @@ export class JvmPluginRuntime {
     entry.idle.unref();
   }
 }
+
+/** mtime and size of a jar: a replaced jar needs a new JVM and a new check. */
+function jarStamp(jarPath: string): string {
+  try {
+    const st = statSync(jarPath);
+    return `${st.mtimeMs}:${st.size}`;
+  } catch (err) {
+    throw new PluginInvalidError(`plugin jar ${path.basename(jarPath)} is missing`, { cause: err });
+  }
+}
+
+const defaultWorkDir = (): string => path.join(tmpdir(), `pipeline-server-jvm-${process.getuid?.() ?? 'user'}`);
 
 function failOn(reply: JvmHostReply, label: string): void {
   if (reply.ok) return;
@@ -216,7 +256,7 @@ function checkJar(jarPath: string): void {
  */
 async function compileHost(javac: string, workDir?: string): Promise<string> {
   const version = createHash('sha256').update(JSON.stringify(HOST_SOURCES)).digest('hex').slice(0, 16);
-  const base = workDir ?? path.join(tmpdir(), `pipeline-server-jvm-${process.getuid?.() ?? 'user'}`);
+  const base = workDir ?? defaultWorkDir();
   mkdirSync(base, { recursive: true, mode: 0o700 });
   const st = statSync(base);
   if ((process.getuid && st.uid !== process.getuid()) || (st.mode & 0o022) !== 0) {
@@ -245,4 +285,18 @@ async function compileHost(javac: string, workDir?: string): Promise<string> {
   } finally {
     rmSync(build, { recursive: true, force: true });
   }
+}
+
+/**
+ * Logs at start how Java plugin JVMs will be confined (probed in the
+ * background; a warning when they will run unconfined).
+ */
+export function logJvmSandbox(jvm: JvmPluginRuntime, log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void }): void {
+  jvm.sandbox().then(
+    (s) => {
+      if (s.mode === 'bwrap') log.info({ sandbox: 'bwrap' }, 'Java plugins run in a bubblewrap sandbox (no network, no data dir)');
+      else log.warn({ sandbox: 'none', reason: s.reason }, 'Java plugins run WITHOUT a sandbox, with the server\'s OS rights');
+    },
+    (err: unknown) => log.warn({ error: err }, 'could not probe the Java plugin sandbox'),
+  );
 }

@@ -105,11 +105,7 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
     const srcSchema = repos.compiled(account, src);
     points = batch.lines.map((l) => decodeLine(l, srcSchema));
     if (spec.plugin) {
-      const p = deps.plugins.must(account, spec.plugin.name);
-      const id = `${account}/${p.name}`;
-      points = p.kind === 'java'
-        ? await deps.plugins.jvm.run(id, deps.plugins.file(account, p), p.name, points, spec.plugin.output)
-        : await deps.plugins.js.run(id, deps.plugins.code(account, p), points, spec.plugin.output);
+      points = await deps.plugins.run(account, spec.plugin, points);
       fields = sqlInputSchema(spec, src.schema);
     }
     if (spec.code) {

@@ -45,6 +45,8 @@ export class TransformService {
     if (destName === repo) throw new ApiError('E18204', repo);
     if (this.meta.getTransform(account, repo, name)) throw new ApiError('E18201', `${repo}/${name}`);
     const spec = parseCreate(body);
+    // The plugin is checked against its contract and the source (an omitted output is derived here).
+    if (spec.plugin) spec.plugin = await this.plugins.resolve(account, spec.plugin, source);
     const output = await this.outputSchema(account, source, spec);
     const dest = this.meta.getRepo(account, destName);
     if (dest) this.checkDestination(account, dest, output);
@@ -90,6 +92,10 @@ export class TransformService {
     const source = this.repos.must(account, repo);
     const curSpec = cur.spec as unknown as TransformSpec;
     const next = parseUpdate(curSpec, body);
+    if (next.plugin && next.plugin !== curSpec.plugin) {
+      next.plugin = await this.plugins.resolve(account, next.plugin, source);
+      if (curSpec.plugin) checkOnlyAdded(curSpec.plugin.output.map((o) => ({ key: o.name, valtype: o.type })), next.plugin.output.map((o) => ({ key: o.name, valtype: o.type })), 'plugin output');
+    }
     const before = await this.outputSchema(account, source, curSpec).catch(() => undefined);
     const after = await this.outputSchema(account, source, next);
     if (before) checkOnlyAdded(before, after, 'output');

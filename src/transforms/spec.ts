@@ -23,12 +23,17 @@ export interface TransformSpec {
   container?: { type: string; count: number };
 }
 
-/** Validates plugin {name, output[{name, type}]}; output types default to string (E18211). */
+/**
+ * Validates plugin {name, output[{name, type}]}; output types default to
+ * string (E18211). An absent or empty output is returned empty: the service
+ * derives it from a plugin written to the official Java contract.
+ */
 export function parsePlugin(raw: unknown): PluginSpec {
   if (typeof raw !== 'object' || raw === null) throw new ApiError('E18207', 'plugin must be an object {name, output}');
   const p = raw as Record<string, unknown>;
   if (typeof p.name !== 'string' || p.name === '') throw new ApiError('E18207', 'plugin.name is required');
-  if (!Array.isArray(p.output) || p.output.length === 0) throw new ApiError('E18207', 'plugin.output must list at least one field');
+  if (p.output === undefined || p.output === null) return { name: p.name, output: [] };
+  if (!Array.isArray(p.output)) throw new ApiError('E18207', 'plugin.output must be an array of {name, type}');
   const seen = new Set<string>();
   const output = p.output.map((o: unknown, i) => {
     const f = (o ?? {}) as Record<string, unknown>;
@@ -88,7 +93,8 @@ export function parseUpdate(cur: TransformSpec, body: Record<string, unknown>): 
   }
   if (has('plugin')) {
     const plugin = parsePlugin(body.plugin);
-    if (cur.plugin) checkOnlyAdded(cur.plugin.output.map((o) => ({ key: o.name, valtype: o.type })), plugin.output.map((o) => ({ key: o.name, valtype: o.type })), 'plugin output');
+    // An omitted output is derived later (TransformService), which checks it then.
+    if (cur.plugin && plugin.output.length > 0) checkOnlyAdded(cur.plugin.output.map((o) => ({ key: o.name, valtype: o.type })), plugin.output.map((o) => ({ key: o.name, valtype: o.type })), 'plugin output');
     next.plugin = plugin;
   }
   return next;

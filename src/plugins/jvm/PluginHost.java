@@ -27,7 +27,8 @@ import java.util.Map;
  * one reply per line on stdout. The first line written is {"ready":true}.
  *   {"id":1,"op":"verify","class":"com.x.Parser"}
  *   {"id":2,"op":"run","class":"com.x.Parser","points":[{...},...]}
- * Replies: {"id":N,"ok":true,"form":"map"|"batch","points":[...]} or
+ * Replies: {"id":N,"ok":true,"form":"map"|"batch"|"bean","points":[...]} or
+ * (verify of a "bean" plugin adds "input" and "output": [{"name","java","type"}])
  *          {"id":N,"ok":false,"kind":"invalid"|"run","error":"..."}.
  * The server enforces time and memory limits by killing this process.
  */
@@ -36,13 +37,12 @@ public final class PluginHost {
     final Object instance;
     final Method map;
     final Method batch;
-    Target(Object instance, Method map, Method batch) { this.instance = instance; this.map = map; this.batch = batch; }
-  }
-
-  private static final class Failure extends Exception {
-    private static final long serialVersionUID = 1L;
-    final String kind;
-    Failure(String kind, String message) { super(message); this.kind = kind; }
+    /** Set for plugins written to the official contract (userWrite.bean.SourceData / OutputData). */
+    final PluginBeans beans;
+    Target(Object instance, Method map, Method batch, PluginBeans beans) {
+      this.instance = instance; this.map = map; this.batch = batch; this.beans = beans;
+    }
+    String form() { return beans != null ? "bean" : batch != null ? "batch" : "map"; }
   }
 
   private static final Map<String, Target> targets = new HashMap<>();
@@ -67,7 +67,7 @@ public final class PluginHost {
         reply.append("{\"id\":");
         PluginJson.write(reply, id);
         handle(req, reply);
-      } catch (Failure f) {
+      } catch (HostFailure f) {
         fail(reply, id, f.kind, f.getMessage());
       } catch (RuntimeException e) {
         fail(reply, id, "run", "plugin host error: " + describe(e));
@@ -89,11 +89,12 @@ public final class PluginHost {
     reply.append('}');
   }
 
-  private static void handle(Map<?, ?> req, StringBuilder reply) throws Failure {
+  private static void handle(Map<?, ?> req, StringBuilder reply) throws HostFailure {
     String className = String.valueOf(req.get("class"));
     Target target = target(className);
-    reply.append(",\"ok\":true,\"form\":").append(target.batch != null ? "\"batch\"" : "\"map\"");
+    reply.append(",\"ok\":true,\"form\":\"").append(target.form()).append('"');
     if (!"run".equals(req.get("op"))) {
+      if (target.beans != null) target.beans.describe(reply);
       reply.append('}');
       return;
     }
@@ -103,24 +104,31 @@ public final class PluginHost {
     try {
       PluginJson.write(reply, output);
     } catch (RuntimeException | StackOverflowError e) {
-      throw new Failure("run", className + " returned a value that cannot be serialised: " + describe(e));
+      throw new HostFailure("run", className + " returned a value that cannot be serialised: " + describe(e));
     }
     reply.append('}');
   }
 
-  private static Target target(String className) throws Failure {
+  private static Target target(String className) throws HostFailure {
     Target cached = targets.get(className);
     if (cached != null) return cached;
     Class<?> cls;
     try {
       cls = Class.forName(className, true, loader);
     } catch (ClassNotFoundException e) {
-      throw new Failure("invalid", "class " + className + " was not found in the jar");
+      throw new HostFailure("invalid", "class " + className + " was not found in the jar");
     } catch (LinkageError e) {
-      throw new Failure("invalid", "class " + className + " could not be loaded: " + describe(e));
+      throw new HostFailure("invalid", "class " + className + " could not be loaded: " + describe(e));
     }
     if (!Modifier.isPublic(cls.getModifiers()) || Modifier.isAbstract(cls.getModifiers())) {
-      throw new Failure("invalid", "class " + className + " must be public and not abstract");
+      throw new HostFailure("invalid", "class " + className + " must be public and not abstract");
+    }
+    Class<?> source = PluginBeans.find(loader, PluginBeans.SOURCE);
+    Method beanParse = source == null ? null : PluginBeans.parseMethod(cls, source);
+    if (beanParse != null) {
+      Target target = new Target(null, null, null, PluginBeans.bind(className, cls, source, PluginBeans.find(loader, PluginBeans.OUTPUT), beanParse));
+      targets.put(className, target);
+      return target;
     }
     Method map = null, batch = null;
     for (Method m : cls.getMethods()) {
@@ -129,8 +137,11 @@ public final class PluginHost {
       if (m.getName().equals("parseBatch") && param.isAssignableFrom(ArrayList.class)) batch = m;
       if (m.getName().equals("parse") && param.isAssignableFrom(LinkedHashMap.class)) map = m;
     }
+    if (map == null && batch == null && source != null) {
+      throw new HostFailure("invalid", "class " + className + " needs a public method parse(" + PluginBeans.SOURCE + ") returning List<" + PluginBeans.OUTPUT + ">");
+    }
     if (map == null && batch == null) {
-      throw new Failure("invalid", "class " + className
+      throw new HostFailure("invalid", "class " + className
           + " needs a public method parse(java.util.Map<String,Object>) or parseBatch(java.util.List<java.util.Map<String,Object>>)");
     }
     Object instance;
@@ -138,18 +149,19 @@ public final class PluginHost {
       Constructor<?> ctor = cls.getConstructor();
       instance = ctor.newInstance();
     } catch (NoSuchMethodException e) {
-      throw new Failure("invalid", "class " + className + " needs a public no-argument constructor");
+      throw new HostFailure("invalid", "class " + className + " needs a public no-argument constructor");
     } catch (InvocationTargetException e) {
-      throw new Failure("invalid", "constructor of " + className + " failed: " + describe(e.getCause()));
+      throw new HostFailure("invalid", "constructor of " + className + " failed: " + describe(e.getCause()));
     } catch (ReflectiveOperationException | LinkageError e) {
-      throw new Failure("invalid", "class " + className + " could not be instantiated: " + describe(e));
+      throw new HostFailure("invalid", "class " + className + " could not be instantiated: " + describe(e));
     }
-    Target target = new Target(instance, map, batch);
+    Target target = new Target(instance, map, batch, null);
     targets.put(className, target);
     return target;
   }
 
-  private static List<Object> invoke(Target t, String className, List<?> points) throws Failure {
+  private static List<Object> invoke(Target t, String className, List<?> points) throws HostFailure {
+    if (t.beans != null) return t.beans.run(points);
     List<Object> output = new ArrayList<>();
     try {
       if (t.batch != null) {
@@ -162,15 +174,15 @@ public final class PluginHost {
         }
       }
     } catch (InvocationTargetException e) {
-      throw new Failure("run", describe(e.getCause()));
+      throw new HostFailure("run", describe(e.getCause()));
     } catch (IllegalAccessException | IllegalArgumentException e) {
-      throw new Failure("run", "cannot call " + className + ": " + describe(e));
+      throw new HostFailure("run", "cannot call " + className + ": " + describe(e));
     }
     return output;
   }
 
   /** Accepts a Map (one point), a Collection or array of Maps; anything else is a contract violation. */
-  private static void collect(Object r, List<Object> output, String where) throws Failure {
+  private static void collect(Object r, List<Object> output, String where) throws HostFailure {
     if (r instanceof Map) {
       output.add(r);
     } else if (r instanceof Collection) {
@@ -178,7 +190,7 @@ public final class PluginHost {
     } else if (r.getClass().isArray() && !r.getClass().getComponentType().isPrimitive()) {
       for (int i = 0; i < Array.getLength(r); i++) output.add(Array.get(r, i));
     } else {
-      throw new Failure("run", where + " returned " + r.getClass().getName() + "; expected a Map, a List of Maps or null");
+      throw new HostFailure("run", where + " returned " + r.getClass().getName() + "; expected a Map, a List of Maps or null");
     }
   }
 

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-const FILES = ['PluginHost.java', 'PluginJson.java'] as const;
+const FILES = ['PluginHost.java', 'PluginJson.java', 'PluginBeans.java'] as const;
 
 export const HOST_SOURCES: Readonly<Record<string, string>> = Object.freeze(
   Object.fromEntries(FILES.map((name) => [name, readFileSync(new URL(`./${name}`, import.meta.url), 'utf8')])),
