@@ -28,6 +28,8 @@ export interface JvmLaunch {
 /** Paths the host sees inside the sandbox. */
 const HOST_DIR = '/opt/pipeline/host';
 const JAR_PATH = '/opt/pipeline/plugin.jar';
+/** The sandbox's /tmp is memory: bounded so a plugin cannot fill the machine's RAM through it. */
+const TMP_BYTES = 64 * 1024 * 1024;
 
 function run(cmd: string, args: string[], timeout = 20_000): Promise<{ ok: boolean; out: string }> {
   return new Promise((resolve) => {
@@ -89,6 +91,7 @@ export class JvmSandbox {
   #resolved: SandboxState | undefined;
   #binds: string[] = [];
   #javaReal = '';
+  #tmpSize = true;
 
   /** @param cwd the unconfined JVMs' working directory, created empty (mode 0700). */
   constructor(opts: { java: string; setting: SandboxSetting; cwd: string }) {
@@ -125,7 +128,12 @@ export class JvmSandbox {
     outsideLinks(jdk, jdk, links);
     for (const target of links) binds.set(target, target);
     this.#binds = [...binds].flatMap(([dest, src]) => ['--ro-bind', src, dest]);
-    const test = await run(bwrap, [...this.#common(), this.#javaReal, '-Xshare:auto', '-version']);
+    let test = await run(bwrap, [...this.#common(), this.#javaReal, '-version']);
+    if (!test.ok) {
+      // bubblewrap before 0.5 has no --size: run with an unbounded /tmp rather than unconfined.
+      this.#tmpSize = false;
+      test = await run(bwrap, [...this.#common(), this.#javaReal, '-version']);
+    }
     if (!test.ok) return { mode: 'none', reason: `bubblewrap cannot start the JVM here: ${test.out.split('\n')[0] ?? ''}` };
     return { mode: 'bwrap' };
   }
@@ -139,6 +147,7 @@ export class JvmSandbox {
       ...this.#binds,
       '--proc', '/proc',
       '--dev', '/dev',
+      ...(this.#tmpSize ? ['--size', String(TMP_BYTES)] : []),
       '--tmpfs', '/tmp',
       '--chdir', '/tmp',
     ];
