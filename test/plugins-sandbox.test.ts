@@ -9,6 +9,8 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PluginUnavailableError } from '../src/plugins/errors.ts';
+import { JvmPluginRuntime, logJvmSandbox } from '../src/plugins/jvm-runtime.ts';
 import { AK, AK2, fresh, makeRepo, push, SK, SK2, startServer, tmpDir, type TestServer } from './helpers.ts';
 import { fixtureJar } from './java-jars.ts';
 
@@ -92,6 +94,36 @@ describe('Java plugin sandbox', () => {
       assert.equal(connections, before + 1);
     } finally {
       await s.close();
+    }
+  });
+
+  it('falls back with a logged reason when bwrap is missing, or refuses Java plugins with jvmSandbox=bwrap', async () => {
+    const which = (cmd: string) => (process.env.PATH ?? '').split(':').map((d) => path.join(d, cmd)).find((p) => existsSync(p)) ?? cmd;
+    const java = which('java');
+    const javac = which('javac');
+    const jarFile = path.join(jarDir, 'EscapeParser', 'x.jar');
+    const { writeFileSync, mkdirSync } = await import('node:fs');
+    mkdirSync(path.dirname(jarFile), { recursive: true });
+    writeFileSync(jarFile, jar);
+    const savedPath = process.env.PATH;
+    process.env.PATH = '/nonexistent'; // no bwrap (nor anything else) to be found
+    try {
+      const strict = new JvmPluginRuntime({ timeoutMs: 30_000, memoryMb: 64, java, javac, workDir: path.join(jarDir, 'strict'), sandbox: 'bwrap' });
+      await assert.rejects(strict.verify(jarFile, 'com.example.EscapeParser'), (err: Error) => {
+        assert.ok(err instanceof PluginUnavailableError);
+        assert.match(err.message, /jvmSandbox=bwrap but bubblewrap \(bwrap\) is not installed/);
+        return true;
+      });
+      await strict.close();
+
+      const auto = new JvmPluginRuntime({ timeoutMs: 30_000, memoryMb: 64, java, javac, workDir: path.join(jarDir, 'auto'), sandbox: 'auto' });
+      const lines: Array<{ level: string; obj: object; msg: string }> = [];
+      logJvmSandbox(auto, { info: (obj, msg) => lines.push({ level: 'info', obj, msg }), warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }) });
+      assert.equal((await auto.verify(jarFile, 'com.example.EscapeParser')).form, 'map'); // runs unconfined
+      assert.deepEqual(lines, [{ level: 'warn', obj: { sandbox: 'none', reason: 'bubblewrap (bwrap) is not installed' }, msg: "Java plugins run WITHOUT a sandbox, with the server's OS rights" }]);
+      await auto.close();
+    } finally {
+      process.env.PATH = savedPath;
     }
   });
 });
