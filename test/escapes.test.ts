@@ -88,6 +88,7 @@ describe('escape modes: options.unescapeLine', () => {
       ['\\\\server\\share', { reference: '\\server\\share', unescape: '\\\\server\\share', verbatim: '\\\\server\\share' }],
       ['a\\tb\\rc', { reference: 'a\tb\rc', unescape: 'a\tb\\rc', verbatim: 'a\\tb\\rc' }],
       ['end\\', { reference: 'end\\', unescape: 'end\\', verbatim: 'end\\' }],
+      ['first line\\nsecond line\\\\n', { reference: 'first line\nsecond line\\n', unescape: 'first line\nsecond line\\\n', verbatim: 'first line\\nsecond line\\\\n' }],
     ];
     for (const [wire, want] of cases) {
       for (const m of MODES) assert.equal(readBack(`s=${wire}`, m).s, want[m], `${m}: ${wire}`);
