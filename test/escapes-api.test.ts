@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
-import { goMarshal, sdkBody, sdkEscape, type GoJson } from './escapes-wire.ts';
+import { goMarshal, referenceLine, sdkBody, sdkEscape, type GoJson } from './escapes-wire.ts';
 
 type Mode = 'absent' | true | false;
 const MODES: readonly Mode[] = ['absent', true, false];
@@ -41,6 +42,16 @@ const DOCS: GoJson[] = [
   { nested: { list: [1, 'x\\y', null, true, { deep: '\\\\server\\share' }] }, esc: '\\u0041 is not A' },
   [{ a: 1 }, 'tail\\'],
 ];
+
+/** Generated Go strings: any unicode, with backslashes, TAB, LF, CR, U+2028 and quotes made frequent. */
+const goString = fc.oneof(
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+  fc.string({ unit: fc.constantFrom('\\', '\t', '\n', '\r', '\u2028', '"', 't', 'n', 'r', 'x', '中'), maxLength: 20 }),
+);
+
+/** Points as the client each mode is made for sends them: the SDK for the official modes, a reference client for the other. */
+const clientBody = (mode: Mode, points: ReadonlyArray<ReadonlyArray<readonly [string, string]>>) =>
+  mode === 'absent' ? points.map(referenceLine).join('\n') : sdkBody(points);
 
 /** What a repo of each mode gives back for a value the SDK sent (docs/api.md "Escapes"). */
 function expected(mode: Mode, value: string): string {
@@ -130,6 +141,30 @@ describe('escape modes through the HTTP API', () => {
       if (mode !== 'absent') assert.deepEqual(await stored(second), await stored(first));
     });
   }
+
+  it('round-trips generated strings and JSON documents the SDK sends, in every mode', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.constantFrom(...MODES),
+      fc.array(goString, { minLength: 1, maxLength: 10 }),
+      fc.array(fc.dictionary(fc.constantFrom('a', 'b\\', 'c"'), goString, { noNullPrototype: true }), { minLength: 1, maxLength: 10 }),
+      async (mode, strings, docs) => {
+        const first = await create(fresh('gen'), mode);
+        const second = await create(fresh('gen'), mode);
+        assert.equal((await push(s, first, sdkBody(strings.map((v) => [['msg', v]])))).statusCode, 200);
+        const read = await records(first, strings.length);
+        // The reference mode takes a CR ending a line as part of CRLF; the official modes keep it.
+        assert.deepEqual(read.map((r) => r.msg), strings.map((v) => expected(mode, mode === 'absent' ? v.replace(/\r$/, '') : v)));
+        // Pushed again by the client the mode is made for (the SDK does not escape backslashes, a reference client does).
+        assert.equal((await push(s, second, clientBody(mode, read.map(asSdkPoint)))).statusCode, 200);
+        assert.deepEqual(await records(second, strings.length), read);
+        if (mode !== 'absent') assert.deepEqual(await stored(second), await stored(first));
+        assert.equal((await push(s, first, sdkBody(docs.map((d) => [['obj', goMarshal(d)]])))).statusCode, 200);
+        const objs = (await records(first, docs.length)).map((r) => r.obj as string);
+        assert.deepEqual(objs, docs.map(goMarshal));
+        assert.deepEqual(objs.map((o) => JSON.parse(o)), docs);
+      },
+    ), { numRuns: 40 });
+  });
 
   it('reads lines stored before escape modes existed as before, jsonstring values now as the JSON sent', async () => {
     // Repos created before modes carry no options; their logs hold the lines as pushed. Append such lines directly.

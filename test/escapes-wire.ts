@@ -18,6 +18,12 @@ export function sdkLine(fields: ReadonlyArray<readonly [string, string]>): strin
   return fields.map(([k, v]) => `${k}=${sdkEscape(v)}`).join('\t');
 }
 
+/** What a client following the reference does to every value: `\\`, TAB, LF, CR escaped. */
+export function referenceLine(fields: ReadonlyArray<readonly [string, string]>): string {
+  const esc = (v: string) => v.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c] ?? c);
+  return fields.map(([k, v]) => `${k}=${esc(v)}`).join('\t');
+}
+
 /** A request body as Points.Buffer writes it: points joined by LF, no trailing newline. */
 export function sdkBody(points: ReadonlyArray<ReadonlyArray<readonly [string, string]>>): string {
   return points.map(sdkLine).join('\n');
