@@ -180,6 +180,24 @@ describe('escape modes through the HTTP API', () => {
     assert.deepEqual(JSON.parse(got[1]!.obj as string), { p: 'C:\\new', q: '"', nl: 'x\ny' });
   });
 
+  it('decodes repos created before escape modes by the options they were created with (malformed ones as the reference)', async () => {
+    // Before modes, create() kept `options` unvalidated: insert such rows as that server stored them.
+    const insert = (options: unknown) => {
+      const name = fresh('pre');
+      const now = new Date().toISOString();
+      s.ctx.meta.insertRepo('alice', {
+        name, uid: 'a0b1c2d3e4f5', region: 'nb', group: null, schema: SCHEMA as any, derivedFrom: null,
+        extra: { options }, createTime: now, updateTime: now,
+      });
+      return name;
+    };
+    const logkit = insert({ withIP: '', withTimestamp: '', unescapeLine: false });
+    const odd = insert({ unescapeLine: 'yes' });
+    for (const repo of [logkit, odd]) assert.equal((await push(s, repo, 'path=C:\\new')).statusCode, 200);
+    assert.deepEqual(await records(logkit), [{ path: 'C:\\new' }]);
+    assert.deepEqual(await records(odd), [{ path: 'C:\new' }]);
+  });
+
   describe('SQL transforms', () => {
     const transform = async (src: string, name: string, dest: string, code: string) => {
       const res = await s.call({ method: 'POST', url: `/v2/repos/${src}/transforms/${name}/to/${dest}`, body: { mode: 'sql', code, interval: '5s' } });

@@ -14,14 +14,16 @@ const EXTRA_KEYS = ['description', 'options', 'workflow', 'ruleNames'] as const;
 
 /**
  * A repo's escape mode, from the `options.unescapeLine` it was created with
- * (fixed for the repo's life: updates never change stored options). Rows
- * stored before modes existed have no such option: the reference mode.
+ * (fixed for the repo's life: updates never change stored options). Repos
+ * created before modes existed kept their options as sent, so one created
+ * by logkit now decodes as logkit asked; without the option it is the
+ * reference mode, as before.
  */
 export function repoEscapeMode(repo: Pick<RepoRow, 'extra'>): EscapeMode {
   try {
     return escapeModeOf(repo.extra['options']);
   } catch {
-    return 'reference'; // not reachable for rows created through create(), which validates options
+    return 'reference'; // options stored unvalidated before modes existed, e.g. unescapeLine: "yes"
   }
 }
 
