@@ -37,6 +37,8 @@ const QUERIES = [
   'select s, s as s2, l, l as l2, f, [l, l] as al from src',
 ];
 
+/** Destinations of every escape mode: strings are escaped for the destination's mode on both paths. */
+const MODES = ['reference', 'unescape', 'verbatim'] as const;
 const KINDS = ['long', 'float', 'string', 'boolean', 'date', 'jsonstring'] as const;
 const KEYS = ['l', 'f', 's', 'b', 'd', 't', 'u', 'l2', 's2', 'al'];
 
@@ -133,9 +135,9 @@ describe('wire encoding of query results (vectors -> lines)', () => {
 
   it('writes what the value path writes, and refuses what it refuses', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 40 }), fc.constantFrom(...QUERIES), destination, async (points, sql, dest) => {
+      fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 40 }), fc.constantFrom(...QUERIES), destination, fc.constantFrom(...MODES), async (points, sql, dest, mode) => {
         const res = await query(points, sql);
-        const cs = compileSchema(validateSchema(dest));
+        const cs = compileSchema(validateSchema(dest), mode);
         assert.deepEqual(viaVectors(res, cs), viaValues(res, cs), JSON.stringify([viaVectors(res, cs), viaValues(res, cs)]));
       }),
       { numRuns: RUNS },

@@ -5,6 +5,7 @@
  * into a stamp array used to detect duplicate and missing fields without
  * allocating per line.
  */
+import { REFERENCE_MODE, type EscapeMode } from './escapes.ts';
 import type { SchemaField, ValType } from './types.ts';
 
 export const K_LONG = 0;
@@ -45,6 +46,8 @@ export interface CompiledField {
   readonly index: number;
   /** Nested level for maps, else null. */
   readonly nested: CompiledSchema | null;
+  /** The repo's escape mode (the same on every level), so value encoders need no extra argument. */
+  readonly escapes: EscapeMode;
 }
 
 /** A compiled schema level (the top level or a map's nested schema). */
@@ -62,6 +65,8 @@ export interface CompiledSchema {
   stamp: number;
   /** The schema this was compiled from. */
   readonly source: readonly SchemaField[];
+  /** How string values are escaped on the wire in this repo (its `options.unescapeLine`). */
+  readonly escapes: EscapeMode;
 }
 
 /**
@@ -69,12 +74,14 @@ export interface CompiledSchema {
  * once per schema version and reuse it for every request.
  *
  * @param fields a schema normalised by validateSchema
+ * @param escapes the repo's escape mode (escapeModeOf its options); the
+ *   reference mode when omitted
  */
-export function compileSchema(fields: readonly SchemaField[]): CompiledSchema {
-  return compileLevel(fields, '');
+export function compileSchema(fields: readonly SchemaField[], escapes: EscapeMode = REFERENCE_MODE): CompiledSchema {
+  return compileLevel(fields, '', escapes);
 }
 
-function compileLevel(src: readonly SchemaField[], prefix: string): CompiledSchema {
+function compileLevel(src: readonly SchemaField[], prefix: string, escapes: EscapeMode): CompiledSchema {
   const fields: CompiledField[] = [];
   const byKey = new Map<string, CompiledField>();
   const required: CompiledField[] = [];
@@ -89,13 +96,14 @@ function compileLevel(src: readonly SchemaField[], prefix: string): CompiledSche
       elem: kind === K_ARRAY ? KIND[f.elemtype ?? 'string'] : -1,
       required: f.required,
       index,
-      nested: kind === K_MAP ? compileLevel(f.schema ?? [], path) : null,
+      nested: kind === K_MAP ? compileLevel(f.schema ?? [], path, escapes) : null,
+      escapes,
     };
     fields.push(cf);
     byKey.set(f.key, cf);
     if (f.required) required.push(cf);
   });
-  return { fields, byKey, required, stamps: new Uint32Array(fields.length), stamp: 0, source: src };
+  return { fields, byKey, required, stamps: new Uint32Array(fields.length), stamp: 0, source: src, escapes };
 }
 
 /** Starts a new line/object on a level: returns the stamp that marks "seen". */

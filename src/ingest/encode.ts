@@ -9,7 +9,8 @@ import {
   K_ARRAY, K_BOOLEAN, K_DATE, K_FLOAT, K_JSONSTRING, K_LONG, K_MAP, K_STRING, KIND_NAME,
   nextStamp, type CompiledField, type CompiledSchema,
 } from './compiled.ts';
-import { escapeValue, isDate, isFloat, isLong, quote } from './scalars.ts';
+import { escapeJson, escapeText } from './escapes.ts';
+import { isDate, isFloat, isLong, quote } from './scalars.ts';
 import type { Point } from './types.ts';
 
 function misfit(path: string, v: unknown, what: string): never {
@@ -138,7 +139,7 @@ function nestedJson(f: CompiledField, v: unknown): string {
   return t ?? misfit(f.path, v, `a ${KIND_NAME[f.kind]}`);
 }
 
-/** A top-level value in wire form. */
+/** A top-level value in wire form, escaped for the field's repo (its escape mode). */
 export function wireValue(f: CompiledField, v: unknown): string {
   let t: string | null;
   switch (f.kind) {
@@ -149,11 +150,11 @@ export function wireValue(f: CompiledField, v: unknown): string {
       t = floatText(v);
       break;
     case K_STRING:
-      t = typeof v === 'string' ? escapeValue(v) : null;
+      t = typeof v === 'string' ? escapeText(v, f.escapes) : null;
       break;
     case K_JSONSTRING: {
       const s = typeof v === 'string' ? v : jsonText(v);
-      t = s === null ? null : escapeValue(s);
+      t = s === null ? null : escapeJson(s, f.escapes);
       break;
     }
     case K_DATE:
@@ -174,7 +175,8 @@ export function wireValue(f: CompiledField, v: unknown): string {
 
 /**
  * Encodes a point as a wire line that parsePoints accepts: strings escaped
- * (TAB, LF, CR, backslash), arrays and maps as JSON, Date objects (or epoch
+ * for the schema's escape mode (escapes.ts escapeText), jsonstring values as
+ * JSON text (escapeJson), arrays and maps as JSON, Date objects (or epoch
  * ms) as RFC 3339 with milliseconds, bigint longs exactly. null/undefined
  * values are skipped. A point with no values encodes to '' (callers skip it).
  *

@@ -1,21 +1,25 @@
 /**
  * The point wire format (POST /v2/repos/<Repo>/data): one point per line,
- * `key=value` fields separated by one TAB, values escaped `\t` `\n` `\r`
- * `\\`, arrays and maps as JSON, dates RFC 3339. Ingest validates lines
- * and stores them as sent; reads decode them (decodeLine). See
- * docs/decisions/002-point-format-and-types.md.
+ * `key=value` fields separated by one TAB, string values escaped as the
+ * repo's escape mode says (escapes.ts), arrays and maps as JSON, dates
+ * RFC 3339. Ingest validates lines and stores them as sent; reads decode
+ * them (decodeLine). See docs/decisions/002-point-format-and-types.md and
+ * 009-escape-modes.md.
  */
 import { ApiError, type ErrorCode } from '../errors.ts';
 import {
   K_BOOLEAN, K_DATE, K_FLOAT, K_JSONSTRING, K_LONG, K_STRING,
   nextStamp, type CompiledField, type CompiledSchema,
 } from './compiled.ts';
+import { type EscapeMode, unescapeJson, unescapeText } from './escapes.ts';
 import { scanJsonField, setProp } from './json.ts';
-import { decodeLong, isBoolean, isDate, isFloat, isLong, quote, unescapeValue } from './scalars.ts';
+import { decodeLong, isBoolean, isDate, isFloat, isLong, quote } from './scalars.ts';
 import type { Point } from './types.ts';
 
 export { compileSchema, type CompiledField, type CompiledSchema } from './compiled.ts';
 export { encodePoint } from './encode.ts';
+export { escapeModeOf, REFERENCE_MODE, type EscapeMode } from './escapes.ts';
+export { transcodeLine } from './transcode.ts';
 
 /** The reference's limit for one TAB-separated value ("单次分隔的长度不超过100KB"). */
 export const DEFAULT_MAX_VALUE_BYTES = 100 * 1024;
@@ -144,8 +148,9 @@ function compileTags(tags: string, cs: CompiledSchema, max: number): Tag[] {
  * Validates a data push body and returns the lines to store.
  *
  * Atomic: the first invalid line throws and nothing is returned. Lines are
- * returned as sent (CR of CRLF removed), with the tag fields the point does
- * not set itself appended.
+ * returned as sent, with the tag fields the point does not set itself
+ * appended. In the reference escape mode a CR before LF ends the line (CRLF);
+ * in the official modes, whose clients send CR unescaped, it is data.
  *
  * @param text the request body, already un-gzipped and decoded as UTF-8
  * @param schema the repo's compiled schema
@@ -159,6 +164,7 @@ export function parsePoints(text: string, schema: CompiledSchema, opts: ParseOpt
   const tags = opts.tags ? compileTags(opts.tags, schema, max) : null;
   const required = schema.required;
   const stamps = schema.stamps;
+  const crlf = schema.escapes === 'reference';
   const out: string[] = [];
   const n = text.length;
   let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0; // tolerate a UTF-8 BOM
@@ -167,7 +173,7 @@ export function parsePoints(text: string, schema: CompiledSchema, opts: ParseOpt
     let nl = text.indexOf('\n', pos);
     if (nl < 0) nl = n;
     lineNo++;
-    const end = text.charCodeAt(nl - 1) === 13 && nl > pos ? nl - 1 : nl;
+    const end = crlf && text.charCodeAt(nl - 1) === 13 && nl > pos ? nl - 1 : nl;
     if (end > pos) {
       let line = text.slice(pos, end);
       const stamp = nextStamp(schema);
@@ -223,25 +229,26 @@ export function decodeTags(param: string): string {
 }
 
 /** Decodes one value; never throws (stored lines were validated on ingest). */
-function decodeValue(f: CompiledField | undefined, v: string): unknown {
-  if (f === undefined) return unescapeValue(v); // key left the schema: keep it, as text
+function decodeValue(f: CompiledField | undefined, v: string, mode: EscapeMode): unknown {
+  if (f === undefined) return unescapeText(v, mode); // key left the schema: keep it, as text
   switch (f.kind) {
     case K_STRING:
+      return unescapeText(v, mode);
     case K_JSONSTRING:
-      return unescapeValue(v);
+      return unescapeJson(v, mode);
     case K_LONG:
-      return isLong(v, 0, v.length) ? decodeLong(v) : unescapeValue(v);
+      return isLong(v, 0, v.length) ? decodeLong(v) : unescapeText(v, mode);
     case K_FLOAT:
-      return isFloat(v, 0, v.length) ? Number(v) : unescapeValue(v);
+      return isFloat(v, 0, v.length) ? Number(v) : unescapeText(v, mode);
     case K_DATE:
       return v;
     case K_BOOLEAN:
-      return v === 'true' ? true : v === 'false' ? false : unescapeValue(v);
+      return v === 'true' ? true : v === 'false' ? false : unescapeText(v, mode);
     default:
       try {
         return scanJsonField(v, f, '', true);
       } catch {
-        return unescapeValue(v);
+        return unescapeText(v, mode);
       }
   }
 }
@@ -257,6 +264,7 @@ function decodeValue(f: CompiledField | undefined, v: string): unknown {
  */
 export function decodeColumns(lines: readonly string[], start: number, n: number, schema: CompiledSchema, cols: unknown[][]): void {
   const fields = schema.fields;
+  const mode = schema.escapes;
   for (const col of cols) {
     for (let r = 0; r < n; r++) col[r] = undefined;
   }
@@ -278,7 +286,7 @@ export function decodeColumns(lines: readonly string[], start: number, n: number
         at = eq + 1;
       }
       if (f !== undefined) {
-        cols[f.index]![r] = decodeValue(f, line.slice(at, tab));
+        cols[f.index]![r] = decodeValue(f, line.slice(at, tab), mode);
         guess = f.index + 1;
       }
       pos = tab + 1;
@@ -288,14 +296,16 @@ export function decodeColumns(lines: readonly string[], start: number, n: number
 
 /**
  * Decodes a stored line into a point: long -> number (bigint beyond
- * ±(2^53-1)), float -> number, date -> the RFC 3339 text as sent, string and
- * jsonstring -> unescaped text, array/map -> values (nested nulls dropped),
- * boolean -> boolean. Schema fields the line lacks are absent; keys no
- * longer in the schema are kept as text.
+ * ±(2^53-1)), float -> number, date -> the RFC 3339 text as sent, string ->
+ * text unescaped as the schema's escape mode says, jsonstring -> the JSON
+ * text, array/map -> values (nested nulls dropped), boolean -> boolean.
+ * Schema fields the line lacks are absent; keys no longer in the schema are
+ * kept as text.
  */
 export function decodeLine(line: string, schema: CompiledSchema): Point {
   const out: Point = {};
   const fields = schema.fields;
+  const mode = schema.escapes;
   const len = line.length;
   let pos = 0;
   let guess = 0;
@@ -304,14 +314,14 @@ export function decodeLine(line: string, schema: CompiledSchema): Point {
     if (tab < 0) tab = len;
     const g = fields[guess];
     if (g !== undefined && line.startsWith(g.keyEq, pos)) {
-      setProp(out, g.key, decodeValue(g, line.slice(pos + g.keyEq.length, tab)));
+      setProp(out, g.key, decodeValue(g, line.slice(pos + g.keyEq.length, tab), mode));
       guess = g.index + 1;
     } else {
       const eq = line.indexOf('=', pos);
       if (eq > pos && eq < tab) {
         const key = line.slice(pos, eq);
         const f = schema.byKey.get(key);
-        setProp(out, key, decodeValue(f, line.slice(eq + 1, tab)));
+        setProp(out, key, decodeValue(f, line.slice(eq + 1, tab), mode));
         if (f !== undefined) guess = f.index + 1;
       }
     }

@@ -142,44 +142,6 @@ export function decodeLong(text: string): number | bigint {
   return BigInt(text);
 }
 
-/**
- * Undoes the wire escapes `\t`, `\n`, `\r` and `\\`. Any other backslash
- * (an unknown escape, a trailing lone backslash) is kept literally: the Go
- * SDK does not escape backslashes, so `C:\data` must survive as sent.
- */
-export function unescapeValue(s: string): string {
-  let bs = s.indexOf('\\');
-  if (bs < 0) return s;
-  let out = '';
-  let from = 0;
-  while (bs >= 0) {
-    const c = s.charCodeAt(bs + 1);
-    let rep: string;
-    if (c === 116) rep = '\t';
-    else if (c === 110) rep = '\n';
-    else if (c === 114) rep = '\r';
-    else if (c === 92) rep = '\\';
-    else {
-      bs = s.indexOf('\\', bs + 1);
-      continue;
-    }
-    out += s.slice(from, bs) + rep;
-    from = bs + 2;
-    bs = s.indexOf('\\', from);
-  }
-  return out + s.slice(from);
-}
-
-const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-const NEEDS_ESCAPE = /[\\\t\n\r]/;
-const ESCAPE_ALL = /[\\\t\n\r]/g;
-
-/** Escapes a string value for the wire (inverse of unescapeValue). */
-export function escapeValue(s: string): string {
-  if (!NEEDS_ESCAPE.test(s)) return s;
-  return s.replace(ESCAPE_ALL, (ch) => ESCAPES[ch] ?? ch);
-}
-
 /** Quotes client input for an error message, cut to 64 characters. */
 export function quote(s: string): string {
   return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}...` : s);

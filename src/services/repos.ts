@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.ts';
 import { ApiError } from '../errors.ts';
-import { compileSchema, decodeLine, parsePoints, type CompiledSchema } from '../ingest/points.ts';
+import { compileSchema, decodeLine, escapeModeOf, parsePoints, type CompiledSchema, type EscapeMode } from '../ingest/points.ts';
 import { checkSchemaUpdate, validateSchema } from '../ingest/schema.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import type { LogStore, RepoLog } from '../storage/log/types.ts';
@@ -11,6 +11,21 @@ const NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,127}$/;
 
 /** Fields of a create request kept as they were sent (the SDK sends more than the reference). */
 const EXTRA_KEYS = ['description', 'options', 'workflow', 'ruleNames'] as const;
+
+/**
+ * A repo's escape mode, from the `options.unescapeLine` it was created with
+ * (fixed for the repo's life: updates never change stored options). Repos
+ * created before modes existed kept their options as sent, so one created
+ * by logkit now decodes as logkit asked; without the option it is the
+ * reference mode, as before.
+ */
+export function repoEscapeMode(repo: Pick<RepoRow, 'extra'>): EscapeMode {
+  try {
+    return escapeModeOf(repo.extra['options']);
+  } catch {
+    return 'reference'; // options stored unvalidated before modes existed, e.g. unescapeLine: "yes"
+  }
+}
 
 export interface CreateRepoInput {
   region?: unknown;
@@ -66,6 +81,9 @@ export class RepoService {
     }
     const extra: Record<string, unknown> = {};
     for (const k of EXTRA_KEYS) if (input[k] !== undefined) extra[k] = input[k];
+    const mode = escapeModeOf(input.options); // E18007 for a malformed options / unescapeLine
+    // Stored (and shown by GET) as a boolean, so a client sending "true" reads back true.
+    if (mode !== 'reference') extra['options'] = { ...(input.options as Record<string, unknown>), unescapeLine: mode === 'unescape' };
     const now = new Date().toISOString();
     const row: RepoRow = {
       name, uid: randomBytes(6).toString('hex'), region, group, schema,
@@ -129,12 +147,12 @@ export class RepoService {
     return this.logs.open(RepoService.logKey(account, repo));
   }
 
-  /** The compiled schema, cached until the repo's schema changes. */
+  /** The compiled schema (with the repo's escape mode), cached until the repo's schema changes. */
   compiled(account: string, repo: RepoRow): CompiledSchema {
     const key = RepoService.logKey(account, repo);
     const hit = this.schemas.get(key);
     if (hit && hit.version === repo.updateTime) return hit.compiled;
-    const compiled = compileSchema(repo.schema);
+    const compiled = compileSchema(repo.schema, repoEscapeMode(repo));
     this.schemas.set(key, { version: repo.updateTime, compiled });
     return compiled;
   }

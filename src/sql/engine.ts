@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { ApiError } from '../errors.ts';
+import type { EscapeMode } from '../ingest/escapes.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql } from './check.ts';
 import { errorText, execute, load, SqlRuntimeError, SqlTimeoutError, withTimeout } from './exec.ts';
@@ -124,11 +125,12 @@ export class SqlEngine {
   /**
    * A staged source: a connection of its own whose TEMP tables hold a source
    * repo's decoded points between runs (see stage.ts). Other connections,
-   * and so other sources and accounts, cannot see them.
+   * and so other sources and accounts, cannot see them. `escapes` is the
+   * source repo's escape mode (the reference mode when omitted).
    */
-  async openStage(table: string, schema: SchemaField[]): Promise<SourceStage> {
+  async openStage(table: string, schema: SchemaField[], escapes?: EscapeMode): Promise<SourceStage> {
     if (this.closed) throw new Error('SqlEngine is closed');
-    return new SourceStage(await this.instance.connect(), table, schema);
+    return new SourceStage(await this.instance.connect(), table, schema, escapes);
   }
 
   /** Closes the instance; idempotent. Later calls to describe/run throw. */

@@ -14,7 +14,7 @@ import { checkQuery, executableSql, type QueryPlan } from './check.ts';
 import { errorText, execute, loadRows, SqlRuntimeError, withTimeout } from './exec.ts';
 import type { RowFiller } from './load.ts';
 import type { CompiledSchema } from '../ingest/compiled.ts';
-import { compileSchema, decodeColumns } from '../ingest/points.ts';
+import { compileSchema, decodeColumns, REFERENCE_MODE, type EscapeMode } from '../ingest/points.ts';
 import type { LineSink } from '../ingest/encode.ts';
 import { forEachChunk } from './read.ts';
 import { encodeResult } from './wire.ts';
@@ -67,6 +67,8 @@ export class SourceStage {
     /** The source repo's name: the view the SQL reads. */
     readonly table: string,
     readonly schema: SchemaField[],
+    /** The source repo's escape mode, for decoding its stored lines. */
+    readonly escapes: EscapeMode = REFERENCE_MODE,
   ) {}
 
   /** First staged offset (equal to end when empty). */
@@ -105,7 +107,7 @@ export class SourceStage {
    * call it inside exclusive().
    */
   async appendLines(base: number, lines: readonly string[], bytes: number): Promise<void> {
-    const compiled = (this.compiled ??= compileSchema(this.schema));
+    const compiled = (this.compiled ??= compileSchema(this.schema, this.escapes));
     await this.appendRows(base, lines.length, (start, n, cols) => decodeColumns(lines, start, n, compiled, cols), bytes);
   }
 

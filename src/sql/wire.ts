@@ -1,7 +1,7 @@
 /**
  * Query result -> wire lines, written byte by byte from the result's vectors
  * into a LineSink: what a SQL transform appends to its destination. Strings
- * are copied as UTF-8 bytes (escaped) and integers written as digits, with no
+ * are copied as UTF-8 bytes (escaped for the destination's escape mode) and integers written as digits, with no
  * JS value per cell; doubles go through String() for the shortest text that
  * reads back as the same double. A column whose type has no fast path to its
  * field's kind (dates, nested types, a column typed unlike its field) is
@@ -142,14 +142,18 @@ function writeText(sink: LineSink, s: string): void {
   sink.len = start + s.length;
 }
 
-/** Copies `len` UTF-8 bytes from `src` at `off`, escaping TAB, LF, CR and backslash as the wire does. */
-function writeEscaped(sink: LineSink, src: Uint8Array, off: number, len: number): void {
+/**
+ * Copies `len` UTF-8 bytes from `src` at `off`, escaped as escapes.ts
+ * escapeText does: TAB, LF, CR and backslash when `all` (the reference
+ * mode), else only TAB and LF (the official modes).
+ */
+function writeEscaped(sink: LineSink, src: Uint8Array, off: number, len: number, all: boolean): void {
   sink.ensure(2 * len);
   const buf = sink.buf;
   let p = sink.len;
   for (let j = off, end = off + len; j < end; j++) {
     const b = src[j]!;
-    if (b === 92 || b === 9 || b === 10 || b === 13) {
+    if (b === 9 || b === 10 || (all && (b === 92 || b === 13))) {
       buf[p++] = 92;
       buf[p++] = b === 92 ? 92 : b === 9 ? 116 : b === 10 ? 110 : 114;
     } else {
@@ -207,8 +211,9 @@ function writeValue(sink: LineSink, col: Column, f: CompiledField, i: number): v
   switch (col.mode) {
     case STR: {
       const len = col.lens[i * 4]!;
-      if (len <= 12) writeEscaped(sink, col.bytes, i * 16 + 4, len);
-      else writeEscaped(sink, duckdb.get_data_from_pointer(col.buf, i * 16 + 8, len), 0, len);
+      const all = f.escapes === 'reference';
+      if (len <= 12) writeEscaped(sink, col.bytes, i * 16 + 4, len, all);
+      else writeEscaped(sink, duckdb.get_data_from_pointer(col.buf, i * 16 + 8, len), 0, len, all);
       return;
     }
     case INT64: {

@@ -8,7 +8,7 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import type { RepoService } from '../services/repos.ts';
+import { repoEscapeMode, type RepoService } from '../services/repos.ts';
 import type { SqlEngine } from '../sql/engine.ts';
 import type { SourceStage, StageQueryResult } from '../sql/stage.ts';
 import type { RepoLog } from '../storage/log/types.ts';
@@ -166,7 +166,7 @@ export class StageManager {
         await this.drop(account, repo);
         continue;
       }
-      const p = this.sql.openStage(repo, row.schema).then((stage) => {
+      const p = this.sql.openStage(repo, row.schema, repoEscapeMode(row)).then((stage) => {
         const s: Source = { account, repo, uid: row.uid, version: row.updateTime, stage, again: false };
         this.sources.set(k, s);
         return s;
