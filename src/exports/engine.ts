@@ -59,9 +59,10 @@ export class ExportEngine {
     };
   }
 
-  /** Replaces the clock (tests); affects runners started afterwards. */
-  setClock(clock: Clock): void {
+  /** Replaces the clock and the jitter's random source (tests); affects every runner. */
+  setClock(clock: Clock, random?: () => number): void {
     this.deps.clock = clock;
+    this.deps.backoff.random = random;
   }
 
   /** Starts every stored export. */
