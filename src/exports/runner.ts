@@ -5,7 +5,7 @@ import type { GroupCapacity } from '../services/capacity.ts';
 import type { RepoService } from '../services/repos.ts';
 import type { RepoLog } from '../storage/log/types.ts';
 import type { ExportRow, MetaStore, RepoRow } from '../storage/meta.ts';
-import { fitBytes, makeBatch, sliceBatch, type BatchLimits } from './shared/batch.ts';
+import { fitBytes, lineChars, makeBatch, sliceBatch, type BatchLimits } from './shared/batch.ts';
 import { commonSpec } from './shared/common.ts';
 import { writeDeadLetters } from './shared/deadletter.ts';
 import { backoffDelay, type BackoffOptions, type Clock } from './shared/retry.ts';
@@ -142,6 +142,8 @@ export class ExportRunner {
     let pending: ExportBatch | undefined;
     let attempt = 0;
     let lastTick = clock.now();
+    /** Characters per stored line, measured on the last batch; the first read is a small probe. */
+    let avgLine = limits.bytes / 100;
     while (!signal.aborted) {
       if (capacity.paused(this.account, repo.group)) {
         this.state = 'paused';
@@ -163,33 +165,41 @@ export class ExportRunner {
           await this.idle(sink.tick ? Math.min(TICK_MS, this.deps.idlePollMs) : this.deps.idlePollMs, signal);
           continue;
         }
-        const r = await log.read(readPos, limits.points);
+        // The log reads by count; sizing the count from the last batch's line length keeps a read near the byte cap.
+        const r = await log.read(readPos, Math.max(1, Math.min(limits.points, Math.floor(limits.bytes / avgLine))));
         if (r.from > readPos) this.progress.skipped += r.from - readPos;
         if (r.lines.length === 0) {
           readPos = r.next;
           continue;
         }
         const n = fitBytes(r.lines, limits.bytes);
+        avgLine = Math.max(16, lineChars(r.lines) / r.lines.length);
         pending = n === r.lines.length ? makeBatch(r.from, r.lines, r.times, schema) : makeBatch(r.from, r.lines.slice(0, n), r.times.slice(0, n), schema);
       }
+      // The group's slot is held only while the batch is delivered, not while waiting for data or a retry.
       const release = await capacity.slots(this.account, repo.group).acquire();
-      let result: DeliveryResult;
+      let result: DeliveryResult | undefined;
+      let failure: unknown;
       try {
-        if (signal.aborted) break;
-        result = await this.deliverAll(sink, pending, schema, signal);
-        await this.handleRejected(repo, pending, result);
+        if (!signal.aborted) {
+          result = await this.deliverAll(sink, pending, schema, signal);
+          await this.handleRejected(repo, pending, result);
+        }
       } catch (err) {
+        failure = err;
+      } finally {
         release();
-        if (signal.aborted) break;
+      }
+      if (signal.aborted) break;
+      if (!result) {
         attempt++;
-        this.failed(err);
-        const delay = backoffDelay(attempt, this.deps.backoff, err instanceof RetryableSinkError ? err.retryAfterMs : undefined);
+        this.failed(failure);
+        const delay = backoffDelay(attempt, this.deps.backoff, failure instanceof RetryableSinkError ? failure.retryAfterMs : undefined);
         this.nextRetry = clock.now() + delay;
         await clock.sleep(delay, signal);
         this.nextRetry = null;
         continue;
       }
-      release();
       const n = pending.lines.length;
       this.progress.delivered += n - result.rejected.length;
       this.lastBatch = n - result.rejected.length;
