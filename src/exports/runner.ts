@@ -116,15 +116,42 @@ export class ExportRunner {
     return `${this.row.repo}/${this.row.name}`;
   }
 
+  /**
+   * Runs sessions until closed: a session ends with an error (sink creation,
+   * the log, a dead-letter repo that cannot be written; retried with backoff)
+   * or when the repo's schema changed (the sink is rebuilt with the new one
+   * and reading resumes from the committed offset).
+   */
   private async run(signal: AbortSignal): Promise<void> {
+    let attempt = 0;
+    while (!signal.aborted) {
+      let failure: unknown;
+      try {
+        await this.session(signal);
+        attempt = 0;
+      } catch (err) {
+        failure = err;
+      }
+      if (signal.aborted || failure === undefined) continue;
+      attempt++;
+      this.failed(failure);
+      const delay = backoffDelay(attempt, this.deps.backoff);
+      this.nextRetry = this.deps.clock.now() + delay;
+      await this.deps.clock.sleep(delay, signal);
+      this.nextRetry = null;
+    }
+  }
+
+  private async session(signal: AbortSignal): Promise<void> {
     const { meta, repos } = this.deps;
     const repo = meta.getRepo(this.account, this.row.repo);
-    if (!repo) return;
+    if (!repo) throw new Error(`repo ${this.row.repo} does not exist`);
     const log = await repos.log(this.account, repo);
     const schema = repos.compiled(this.account, repo);
     const off = meta.getOffset(this.account, exportConsumer(this.row));
     this.committed = off?.nextOffset ?? log.startOffset();
-    this.progress = { ...this.progress, ...(off?.state as Partial<ExportProgress> | undefined) };
+    const stored = (off?.state ?? {}) as Partial<ExportProgress>;
+    for (const k of ['delivered', 'deadLettered', 'omitted', 'skipped'] as const) this.progress[k] = Math.max(this.progress[k], stored[k] ?? 0);
     const sink = this.kind.create(this.row.spec, {
       account: this.account, exportName: this.row.name, repo, schema, config: this.deps.config, log: this.deps.log, now: () => this.deps.clock.now(),
     });
@@ -163,6 +190,8 @@ export class ExportRunner {
         if (typeof ack === 'number') this.commit(repo, ack);
       }
       if (!pending) {
+        // A grown schema rebuilds the sink (new fields convert with their types); the session restarts.
+        if (this.deps.meta.getRepo(this.account, repo.name)?.updateTime !== repo.updateTime) return;
         if (readPos < log.startOffset()) {
           this.progress.skipped += log.startOffset() - readPos;
           readPos = log.startOffset();
