@@ -190,8 +190,6 @@ export class ExportRunner {
         if (typeof ack === 'number') this.commit(repo, ack);
       }
       if (!pending) {
-        // A grown schema rebuilds the sink (new fields convert with their types); the session restarts.
-        if (this.deps.meta.getRepo(this.account, repo.name)?.updateTime !== repo.updateTime) return;
         if (readPos < log.startOffset()) {
           this.progress.skipped += log.startOffset() - readPos;
           readPos = log.startOffset();
@@ -201,6 +199,8 @@ export class ExportRunner {
           await this.idle(sink.tick ? Math.min(TICK_MS, this.deps.idlePollMs) : this.deps.idlePollMs, signal);
           continue;
         }
+        // A grown schema rebuilds the sink (new fields convert with their types); the session restarts.
+        if (this.deps.meta.getRepo(this.account, repo.name)?.updateTime !== repo.updateTime) return;
         const r = prefetch?.at === readPos ? await prefetch.read : await log.read(readPos, readCount());
         prefetch = undefined;
         if (r.from > readPos) this.progress.skipped += r.from - readPos;
