@@ -23,11 +23,13 @@ interface Probe {
   created: number;
   closed: number;
   bufferedEnd: number;
+  /** deliver() calls. */
+  calls: number;
 }
 const probes = new Map<string, Probe>();
 const probe = (name: string): Probe => {
   let p = probes.get(name);
-  if (!p) probes.set(name, (p = { buffered: [], flushed: [], flush: false, failCreates: 0, created: 0, closed: 0, bufferedEnd: 0 }));
+  if (!p) probes.set(name, (p = { buffered: [], flushed: [], flush: false, failCreates: 0, created: 0, closed: 0, bufferedEnd: 0, calls: 0 }));
   return p;
 };
 
@@ -47,6 +49,7 @@ const probeKind: SinkKind = {
     const mode = spec.mode as string;
     return {
       async deliver(b: ExportBatch) {
+        p.calls++;
         const rejected = b.lines.flatMap((l, i) => (l.includes('bad') ? [{ offset: b.from + i, error: `cannot convert ${l}` }] : []));
         const good = b.lines.filter((l) => !l.includes('bad'));
         if (mode === 'buffer') {
@@ -140,5 +143,28 @@ describe('sink contract, engine side (contract-test sink)', () => {
     assert.equal(st.lastError, 'target not ready');
     assert.equal(st.state, 'running');
     assert.equal(st.consecutiveFailures, 0);
+  });
+
+  it('retries only the dead-letter write when the dead-letter repo cannot take it, without sending the batch again', async () => {
+    const repo = await makeRepo(s);
+    const name = fresh('ex');
+    const p = probe(name);
+    const dl = fresh('dl');
+    assert.equal((await s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${name}`, body: { type: 'contract_probe', spec: { mode: 'stream', deadLetterRepo: dl } } })).statusCode, 200);
+    // After the export was created, someone makes the dead-letter repo with other fields.
+    await makeRepo(s, dl);
+    assert.equal((await push(s, repo, 'host=ok\nhost=bad')).statusCode, 200);
+    await waitFor(async () => (await getExport(s, repo, name)).status.consecutiveFailures >= 3, 'failed dead-letter writes');
+    const st = (await getExport(s, repo, name)).status;
+    assert.equal(st.state, 'error');
+    assert.match(st.lastError, /record/);
+    assert.equal(st.lag.points, 2);
+    assert.equal(p.calls, 1);
+    // Once the repo is fixed (deleted: the engine creates it), the dead letter is written and the offset moves.
+    assert.equal((await s.call({ method: 'DELETE', url: `/v2/repos/${dl}` })).statusCode, 200);
+    await waitFor(async () => (await getExport(s, repo, name)).status.deadLettered === 1, 'the dead letter');
+    assert.equal(p.calls, 1);
+    assert.deepEqual(p.flushed, ['host=ok']);
+    assert.equal((await getExport(s, repo, name)).status.lag.points, 0);
   });
 });

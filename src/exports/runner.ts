@@ -171,6 +171,8 @@ export class ExportRunner {
     const { capacity, limits, clock } = this.deps;
     let readPos = this.committed;
     let pending: ExportBatch | undefined;
+    /** The target's answer for `pending`, kept while its dead letters are retried. */
+    let delivered: DeliveryResult | undefined;
     let attempt = 0;
     let lastTick = clock.now();
     /** Characters per stored line, measured on the last batch; the first read is a small probe. */
@@ -220,12 +222,14 @@ export class ExportRunner {
       }
       // The group's slot is held only while the batch is delivered, not while waiting for data or a retry.
       const release = await capacity.slots(this.account, repo.group).acquire();
-      let result: DeliveryResult | undefined;
+      let done = false;
       let failure: unknown;
       try {
         if (!signal.aborted) {
-          result = await this.deliverAll(sink, pending, schema, signal);
-          await this.handleRejected(repo, pending, result);
+          // A batch the target took is not sent again when only its dead letters failed to be written.
+          delivered ??= await this.deliverAll(sink, pending, schema, signal);
+          await this.handleRejected(repo, pending, delivered);
+          done = true;
         }
       } catch (err) {
         failure = err;
@@ -233,7 +237,8 @@ export class ExportRunner {
         release();
       }
       if (signal.aborted) break;
-      if (!result) {
+      const result = delivered;
+      if (!done || !result) {
         attempt++;
         this.failed(failure);
         const delay = backoffDelay(attempt, this.deps.backoff, failure instanceof RetryableSinkError ? failure.retryAfterMs : undefined);
@@ -251,6 +256,7 @@ export class ExportRunner {
       this.state = 'running';
       readPos = pending.from + n;
       pending = undefined;
+      delivered = undefined;
       this.commit(repo, result.ackedThrough);
     }
   }
