@@ -9,8 +9,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SINK_KINDS } from '../src/exports/registry.ts';
+import { fieldRef, mustField, valueAt } from '../src/exports/shared/fields.ts';
+import { ApiError } from '../src/errors.ts';
+import type { SchemaField } from '../src/ingest/types.ts';
 import type { ExportBatch, SinkKind } from '../src/exports/shared/sink.ts';
-import { fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
+import { errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
 import { getExport, waitFor } from './exports-helpers.ts';
 
 interface Probe {
@@ -35,7 +38,8 @@ const probe = (name: string): Probe => {
 
 const probeKind: SinkKind = {
   types: ['contract_probe'],
-  async validate(spec) {
+  async validate(spec, ctx) {
+    if (spec.field !== undefined) mustField(ctx.repo.schema, 'field', spec.field);
     return spec;
   },
   create(spec, ctx) {
@@ -166,5 +170,33 @@ describe('sink contract, engine side (contract-test sink)', () => {
     assert.equal(p.calls, 1);
     assert.deepEqual(p.flushed, ['host=ok']);
     assert.equal((await getExport(s, repo, name)).status.lag.points, 0);
+  });
+
+  it('checks #field references of a spec against the repo at create, naming the key, the reference and the fields', async () => {
+    const repo = await makeRepo(s, fresh('repo'), [{ key: 'host', valtype: 'string' }, { key: 'req', valtype: 'map', schema: [{ key: 'path', valtype: 'string' }] }]);
+    assert.equal((await s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${fresh('ex')}`, body: { type: 'contract_probe', spec: { field: '#req.path' } } })).statusCode, 200);
+    const res = await s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${fresh('ex')}`, body: { type: 'contract_probe', spec: { field: '#nope' } } });
+    assert.equal(errorCode(res), 'E18303');
+    assert.match(JSON.parse(res.body).error, /field refers to "#nope", which is not a field of the repo \(fields: host, req\)/);
+  });
+});
+
+describe('#field references', () => {
+  const schema: SchemaField[] = [
+    { key: 'host', valtype: 'string', required: false },
+    { key: 'req', valtype: 'map', required: false, schema: [{ key: 'path', valtype: 'string', required: false }] },
+  ];
+  it('reads "#name" and dotted map paths, bare names only when asked and when they name a field', () => {
+    assert.deepEqual(fieldRef('#host', schema), ['host']);
+    assert.deepEqual(fieldRef('#req.path', schema), ['req', 'path']);
+    assert.equal(fieldRef('host', schema), undefined);
+    assert.deepEqual(fieldRef('host', schema, { bareNames: true }), ['host']);
+    assert.equal(fieldRef('literal text', schema, { bareNames: true }), undefined);
+    assert.equal(fieldRef(42, schema), undefined);
+    assert.deepEqual(mustField(schema, 'k', '#req.path').field.valtype, 'string');
+    assert.throws(() => mustField(schema, 'tags.region', 'region'), (e: unknown) => e instanceof ApiError && /tags.region must be a "#field" reference/.test(e.message));
+    assert.throws(() => mustField(schema, 'k', '#req.nope'), (e: unknown) => e instanceof ApiError && /"#req.nope"/.test(e.message));
+    assert.equal(valueAt({ req: { path: '/a' } }, ['req', 'path']), '/a');
+    assert.equal(valueAt({ req: 'x' }, ['req', 'path']), undefined);
   });
 });
