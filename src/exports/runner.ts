@@ -41,6 +41,8 @@ export interface ExportProgress {
 export const exportConsumer = (row: Pick<ExportRow, 'repo' | 'name'>): string => `export:${row.repo}/${row.name}`;
 
 const TICK_MS = 1000;
+/** Longest close() waits for a sink to give up its batch in flight. */
+const CLOSE_WAIT_MS = 15_000;
 /** Longest time an acked offset stays without fsync (power-cut redelivery bound). */
 const DURABLE_MS = 1000;
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -98,7 +100,14 @@ export class ExportRunner {
   async close(): Promise<void> {
     this.ctrl.abort();
     this.wake();
-    await this.loop;
+    // A sink that ignores the abort must not hang shutdown or a PUT; whatever it commits later is still an acked offset.
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      this.loop?.then(() => false),
+      new Promise<boolean>((r) => { timer = setTimeout(() => r(true), CLOSE_WAIT_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (gaveUp) this.deps.log.error({ export: this.label }, `export sink did not stop within ${CLOSE_WAIT_MS} ms`);
     this.loop = undefined;
     this.state = 'stopped';
   }
