@@ -7,7 +7,7 @@
  * itself may be a symlink the operator placed (e.g. to another disk).
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -61,7 +61,7 @@ export class LocalObjectStore implements ObjectStore {
       if (isCode(err, 'ENOENT') || isCode(err, 'ELOOP')) throw new NoSuchKeyError(bucket, key);
       throw err;
     });
-    return createReadStream('', { fd: fh.fd, autoClose: true });
+    return fh.createReadStream({ autoClose: true });
   }
 
   async *list(bucket: string, prefix = ''): AsyncIterable<ObjectInfo> {
