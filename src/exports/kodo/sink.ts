@@ -69,6 +69,8 @@ export class KodoSink implements Sink {
   /** Whether new files still look for an object a previous run published (until the first miss). */
   private recovering = true;
   private lastSweep = Number.NEGATIVE_INFINITY;
+  /** Why the sink cannot go on until it is rebuilt (see closeFile). */
+  private stalled: string | undefined;
   private closed = false;
 
   constructor(private readonly spec: KodoSpec, private readonly ctx: SinkContext) {
@@ -83,6 +85,7 @@ export class KodoSink implements Sink {
 
   async deliver(batch: ExportBatch, signal: AbortSignal): Promise<DeliveryResult> {
     if (this.closed) throw new RetryableSinkError('the kodo sink is closed');
+    if (this.stalled) throw new RetryableSinkError(this.stalled);
     this.acked ??= batch.from;
     await this.publishPending();
     if (this.file && batch.from < this.file.first) await this.discardFile();
@@ -125,7 +128,7 @@ export class KodoSink implements Sink {
   }
 
   async tick(): Promise<number | undefined> {
-    if (this.closed) return this.acked;
+    if (this.closed || this.stalled) return this.acked;
     await this.publishPending();
     if (this.file && this.intervalDue(this.file)) await this.closeFile();
     await this.sweep();
@@ -237,22 +240,30 @@ export class KodoSink implements Sink {
     }
   }
 
-  /** Finishes the open file and publishes it. */
+  /**
+   * Finishes the open file and publishes it. A parquet file that cannot be
+   * written stays open and is retried; a line file whose spool failed
+   * cannot be rebuilt here (the engine retries only its current batch), so
+   * the sink stalls with the reason until the export restarts, which
+   * re-reads from the committed offset: nothing is lost or duplicated.
+   */
   private async closeFile(): Promise<void> {
     const f = this.file;
     if (!f) return;
-    this.file = undefined;
     try {
       if (f.lines) await f.lines.finish();
       else if (f.table) await f.table.writeTo(f.spool);
     } catch (err) {
-      await f.lines?.abort();
-      await rm(f.spool, { force: true });
-      this.taken = this.acked;
-      throw new RetryableSinkError(`writing the file for offsets ${f.first}-${f.next - 1} failed: ${(err as Error).message}`, { cause: err });
-    } finally {
-      f.table?.close();
+      const what = `writing the file for offsets ${f.first}-${f.next - 1} failed: ${(err as Error).message}`;
+      if (f.lines) {
+        await this.discardFile();
+        this.stalled = `${what}; the export resumes from offset ${f.first} once it restarts`;
+        throw new RetryableSinkError(this.stalled, { cause: err });
+      }
+      throw new RetryableSinkError(what, { cause: err });
     }
+    this.file = undefined;
+    f.table?.close();
     this.pending = { key: f.key(f.next - 1), spool: f.spool, next: f.next };
     await this.publishPending();
   }
