@@ -13,10 +13,10 @@
  * and lives while any parquet export runs.
  */
 import { mkdir } from 'node:fs/promises';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import type { Config } from '../../config.ts';
 import type { SchemaField } from '../../ingest/types.ts';
-import { loadRows } from '../../sql/exec.ts';
+import { appendRows } from '../../sql/load.ts';
 import { createTableSql, inputTypeSql, quoteLiteral } from '../../sql/types.ts';
 
 interface Shared {
@@ -89,16 +89,21 @@ export class ParquetEngine {
   }
 }
 
-/** The rows of one parquet file being collected. */
+/**
+ * The rows of one parquet file being collected. One appender for the whole
+ * file: it flushes into the table as its buffer fills, not once per batch.
+ */
 export class ParquetTable {
   rows = 0;
+  private appender: DuckDBAppender | undefined;
   private closed = false;
 
   constructor(private readonly conn: DuckDBConnection, private readonly schema: SchemaField[]) {}
 
   /** Appends rows [0, n) of the column arrays (one per schema column). */
   async append(vals: readonly (readonly unknown[])[], n: number): Promise<void> {
-    await loadRows(this.conn, 'f', this.schema, n, (start, m, cols) => {
+    this.appender ??= await this.conn.createAppender('f', null, 'temp');
+    appendRows(this.appender, this.schema, n, (start, m, cols) => {
       for (let c = 0; c < vals.length; c++) {
         const src = vals[c] as readonly unknown[];
         const dst = cols[c] as unknown[];
@@ -110,6 +115,8 @@ export class ParquetTable {
 
   /** Writes the rows to `file` (under the spool folder) as parquet. */
   async writeTo(file: string): Promise<void> {
+    this.appender?.closeSync(); // flushes
+    this.appender = undefined;
     await this.conn.run(`COPY f TO ${quoteLiteral(file)} (FORMAT parquet)`);
   }
 
@@ -117,6 +124,11 @@ export class ParquetTable {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    try {
+      this.appender?.closeSync();
+    } catch {
+      // the rows are dropped anyway
+    }
     this.conn.closeSync();
   }
 }

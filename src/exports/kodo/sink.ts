@@ -127,7 +127,7 @@ export class KodoSink implements Sink {
     return { ackedThrough: this.acked, rejected: [] };
   }
 
-  async tick(): Promise<number | undefined> {
+  async tick(_signal?: AbortSignal): Promise<number | undefined> {
     if (this.closed || this.stalled) return this.acked;
     await this.publishPending();
     if (this.file && this.intervalDue(this.file)) await this.closeFile();
