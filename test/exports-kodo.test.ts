@@ -243,24 +243,24 @@ describe('kodo sink: bad specs and grants', () => {
     }, JSON.stringify(spec));
   };
 
-  it('refuses bad formats, csv without delimiter, bad rotate values and keyPrefixes with E18305 naming the field', async () => {
-    await check({}, 'E18305', /bucket is required/);
-    await check({ bucket: 'b-1', format: 'xml' }, 'E18305', /format must be one of json, text, csv, parquet, got "xml"/);
-    await check({ bucket: 'b-1', format: 'csv' }, 'E18305', /format csv needs a delimiter/);
-    await check({ bucket: 'b-1', format: 'csv', delimiter: '"' }, 'E18305', /delimiter must be/);
-    await check({ bucket: 'b-1', rotateInterval: 29 }, 'E18305', /rotateInterval must be between 30 and 600 seconds, got 29/);
-    await check({ bucket: 'b-1', rotateInterval: 601 }, 'E18305', /rotateInterval must be between 30 and 600/);
-    await check({ bucket: 'b-1', rotateInterval: 'soon' }, 'E18305', /rotateInterval must be an integer/);
-    await check({ bucket: 'b-1', rotateSize: 0 }, 'E18305', /rotateSize must be between 1 and 1073741824 bytes, got 0/);
-    await check({ bucket: 'b-1', rotateSize: 2 ** 31 }, 'E18305', /rotateSize must be between/);
-    await check({ bucket: 'b-1', rotateStrategy: 'daily' }, 'E18305', /rotateStrategy must be one of interval, size, both/);
-    await check({ bucket: 'b-1', compress: 'yes' }, 'E18305', /compress must be true or false/);
-    await check({ bucket: 'b-1', keyPrefix: '../escape/' }, 'E18305', /keyPrefix "..\/escape\/" does not make valid object keys/);
-    await check({ bucket: 'b-1', keyPrefix: '/abs/' }, 'E18305', /does not make valid object keys/);
-    await check({ bucket: 'b-1', keyPrefix: 'x/$(week)/' }, 'E18305', /keyPrefix uses \$\(week\), which is not a magic variable/);
-    await check({ bucket: 'b-1', fields: { 'bad col': '#host' } }, 'E18305', /output column "bad col"/);
-    await check({ bucket: 'b-1', fields: { h: 5 } }, 'E18305', /fields.h must be a "#field" reference/);
-    await check({ bucket: '../etc' }, 'E18305', /not a valid bucket name/);
+  it('refuses bad formats, csv without delimiter, bad rotate values, keyPrefixes and bucket names with E18303 naming the field', async () => {
+    await check({}, 'E18303', /bucket is required/);
+    await check({ bucket: 'b-1', format: 'xml' }, 'E18303', /format must be one of json, text, csv, parquet, got "xml"/);
+    await check({ bucket: 'b-1', format: 'csv' }, 'E18303', /format csv needs a delimiter/);
+    await check({ bucket: 'b-1', format: 'csv', delimiter: '"' }, 'E18303', /delimiter must be/);
+    await check({ bucket: 'b-1', rotateInterval: 29 }, 'E18303', /rotateInterval must be between 30 and 600 seconds, got 29/);
+    await check({ bucket: 'b-1', rotateInterval: 601 }, 'E18303', /rotateInterval must be between 30 and 600/);
+    await check({ bucket: 'b-1', rotateInterval: 'soon' }, 'E18303', /rotateInterval must be an integer/);
+    await check({ bucket: 'b-1', rotateSize: 0 }, 'E18303', /rotateSize must be between 1 and 1073741824 bytes, got 0/);
+    await check({ bucket: 'b-1', rotateSize: 2 ** 31 }, 'E18303', /rotateSize must be between/);
+    await check({ bucket: 'b-1', rotateStrategy: 'daily' }, 'E18303', /rotateStrategy must be one of interval, size, both/);
+    await check({ bucket: 'b-1', compress: 'yes' }, 'E18303', /compress must be true or false/);
+    await check({ bucket: 'b-1', keyPrefix: '../escape/' }, 'E18303', /keyPrefix "..\/escape\/" does not make valid object keys/);
+    await check({ bucket: 'b-1', keyPrefix: '/abs/' }, 'E18303', /does not make valid object keys/);
+    await check({ bucket: 'b-1', keyPrefix: 'x/$(week)/' }, 'E18303', /keyPrefix uses \$\(week\), which is not a magic variable/);
+    await check({ bucket: 'b-1', fields: { 'bad col': '#host' } }, 'E18303', /output column "bad col"/);
+    await check({ bucket: 'b-1', fields: { h: 5 } }, 'E18303', /fields.h must be a "#field" reference/);
+    await check({ bucket: '../etc' }, 'E18303', /not a valid bucket name/);
   });
 
   it('refuses a #field the repo does not have with E18303 naming it', async () => {

@@ -4,7 +4,7 @@
  * against the repo (#field references) and the bucket grants is in index.ts.
  */
 import { ApiError } from '../../errors.ts';
-import { keyProblem } from '../../objectstore/index.ts';
+import { bucketProblem, keyProblem } from '../../objectstore/index.ts';
 import { evaluateBase, fileKey, unknownVariables } from './naming.ts';
 
 export type KodoFormat = 'json' | 'text' | 'csv' | 'parquet';
@@ -38,8 +38,9 @@ const COLUMN_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 const FORMATS: readonly KodoFormat[] = ['json', 'text', 'csv', 'parquet'];
 const STRATEGIES: readonly RotateStrategy[] = ['interval', 'size', 'both'];
 
+/** Spec field problems are E18303 naming the field and the rule, as for every export kind (docs/exports.md). */
 const bad = (msg: string): never => {
-  throw new ApiError('E18305', msg);
+  throw new ApiError('E18303', msg);
 };
 
 /** An integer spec value (numbers, or digit strings as some clients send). */
@@ -106,13 +107,15 @@ function bool(spec: Record<string, unknown>, key: string): boolean {
 }
 
 /**
- * Parses a kodo spec: ApiError E18305 naming the field and the rule for
+ * Parses a kodo spec: ApiError E18303 naming the field and the rule for
  * any bad value. Unknown fields (the SDK sends rotateSizeType,
  * rotateNumber, kodo_file_type, exportZone, ...) are ignored.
  */
 export function parseKodoSpec(spec: Record<string, unknown>): KodoSpec {
   const bucket = str(spec, 'bucket');
   if (!bucket) bad('bucket is required');
+  const badBucket = bucketProblem(bucket as string);
+  if (badBucket) bad(badBucket);
   for (const k of ['email', 'accessKey']) str(spec, k);
   const fmt = format(spec);
   const strategy = (str(spec, 'rotateStrategy') || 'interval').toLowerCase();
