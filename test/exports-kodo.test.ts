@@ -210,6 +210,25 @@ describe('kodo sink: rotation and keys', () => {
   });
 });
 
+describe('kodo sink: spool', () => {
+  it('removes files a crashed run left in the spool folder when the process opens its first file', async () => {
+    const { config: fresh, dir: d3 } = testConfig();
+    const { mkdirSync, writeFileSync, readdirSync } = await import('node:fs');
+    const { spoolDir } = await import('../src/exports/kodo/sink.ts');
+    mkdirSync(spoolDir(fresh), { recursive: true });
+    writeFileSync(`${spoolDir(fresh)}/0a1b2c3d-deadbeef0000.json`, '{"stale":true}');
+    const c = clock(T0);
+    const sink = await kodoSink({ bucket: freshBucket() }, sinkCtx(fresh, repoRow('spool'), c));
+    await sink.deliver(batchOf(0, [point(1)], T0), never);
+    const left = readdirSync(spoolDir(fresh));
+    assert.equal(left.length, 1, 'only the open file');
+    assert.notEqual(left[0], '0a1b2c3d-deadbeef0000.json');
+    await sink.close();
+    assert.deepEqual(readdirSync(spoolDir(fresh)), [], 'close removes the open file\'s spool');
+    rmSync(d3, { recursive: true, force: true });
+  });
+});
+
 describe('kodo sink: preview', () => {
   it('renders the object key and the first lines without writing anything', async () => {
     const bucket = freshBucket();

@@ -12,7 +12,7 @@
  * same records instead of publishing an overlapping one.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeColumns } from '../../ingest/points.ts';
 import { NoSuchBucketError, objectStoreFor, bucketRefusal, type ObjectStore } from '../../objectstore/index.ts';
@@ -49,6 +49,28 @@ interface OpenFile {
 /** The spool folder of a server's kodo files (local temp space, also DuckDB's allowed directory). */
 export function spoolDir(config: SinkContext['config']): string {
   return path.join(config.dataDir, 'tmp', 'kodo');
+}
+
+const spoolReady = new Map<string, Promise<void>>();
+
+/**
+ * Creates the spool folder. The first use in a process removes the files a
+ * crashed run left there: none of them is in use, since this process has
+ * not opened a file yet, and their records are re-read from the log.
+ */
+function prepareSpool(root: string): Promise<void> {
+  let ready = spoolReady.get(root);
+  if (!ready) {
+    ready = (async () => {
+      await mkdir(root, { recursive: true });
+      for (const e of await readdir(root, { withFileTypes: true })) {
+        if (e.isFile()) await rm(path.join(root, e.name), { force: true });
+      }
+    })();
+    ready.catch(() => spoolReady.delete(root));
+    spoolReady.set(root, ready);
+  }
+  return ready;
 }
 
 export class KodoSink implements Sink {
@@ -202,7 +224,7 @@ export class KodoSink implements Sink {
     const base = this.base(appendedAt);
     const forcedLast = this.recovering ? await this.published(base, first) : undefined;
     if (forcedLast === undefined) this.recovering = false;
-    await mkdir(this.spoolRoot, { recursive: true });
+    await prepareSpool(this.spoolRoot);
     const spool = path.join(this.spoolRoot, `${this.tag}-${randomBytes(6).toString('hex')}.${this.ext}`);
     const f: OpenFile = { first, next: first, bytes: 0, openedAt: this.ctx.now(), key: (last) => fileKey(base, this.tag, first, last, this.ext), forcedLast, spool };
     if (this.parquet) {
@@ -281,6 +303,8 @@ export class KodoSink implements Sink {
     this.pending = undefined;
     this.acked = p.next;
     await rm(p.spool, { force: true });
+    // Crash tests: die between publishing a file and the engine committing its offsets.
+    if (process.env.PIPELINE_FAILPOINT === 'kodo-after-publish') process.kill(process.pid, 'SIGKILL');
   }
 
   private async discardFile(): Promise<void> {
