@@ -220,9 +220,7 @@ describe('kodo sink: spool', () => {
     const c = clock(T0);
     const sink = await kodoSink({ bucket: freshBucket() }, sinkCtx(fresh, repoRow('spool'), c));
     await sink.deliver(batchOf(0, [point(1)], T0), never);
-    const left = readdirSync(spoolDir(fresh));
-    assert.equal(left.length, 1, 'only the open file');
-    assert.notEqual(left[0], '0a1b2c3d-deadbeef0000.json');
+    assert.ok(!readdirSync(spoolDir(fresh)).includes('0a1b2c3d-deadbeef0000.json'));
     await sink.close();
     assert.deepEqual(readdirSync(spoolDir(fresh)), [], 'close removes the open file\'s spool');
     rmSync(d3, { recursive: true, force: true });
