@@ -114,6 +114,21 @@ describe('local bucket store', () => {
     rmSync(outside, { recursive: true, force: true });
   });
 
+  it('moves a file into place when asked, and gives it back when the publish fails', async () => {
+    const store = new LocalObjectStore(root);
+    const dir = tempDir();
+    const file = path.join(dir, 'spool.json');
+    writeFileSync(file, 'moved');
+    await store.put('moves', 'taken/inner', 'x');
+    await assert.rejects(store.putFile('moves', 'taken', file, { move: true }), /names a folder/);
+    assert.deepEqual(readdirSync(dir), ['spool.json'], 'the file is back after the failed publish');
+    assert.deepEqual(readdirSync(path.join(root, 'moves')), ['taken'], 'no temp file left');
+    await store.putFile('moves', 'a/moved.json', file, { move: true });
+    assert.deepEqual(readdirSync(dir), []);
+    assert.equal(await text(await store.get('moves', 'a/moved.json')), 'moved');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('removes folders a delete leaves empty, up to the bucket', async () => {
     const store = new LocalObjectStore(root);
     await store.put('tidy', 'date=2017-01-12/hour=15/a.json', 'x');

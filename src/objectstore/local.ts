@@ -42,16 +42,24 @@ export class LocalObjectStore implements ObjectStore {
     });
   }
 
-  async putFile(bucket: string, key: string, file: string): Promise<void> {
+  async putFile(bucket: string, key: string, file: string, opts: { move?: boolean } = {}): Promise<void> {
+    let moved = false;
+    // A failed publish gives a moved file back, so the caller can try again.
+    const undo = (tmp: string): Promise<void> => (moved ? rename(tmp, file) : rm(tmp, { force: true }));
     await this.publish(bucket, key, async (tmp) => {
-      await copyFile(file, tmp);
+      // A move on the same file system skips copying the bytes; across file systems (EXDEV) it copies.
+      moved = opts.move === true && (await rename(file, tmp).then(() => true, (err: unknown) => {
+        if (isCode(err, 'EXDEV')) return false;
+        throw err;
+      }));
+      if (!moved) await copyFile(file, tmp);
       const fh = await open(tmp, 'r+');
       try {
         await fh.sync();
       } finally {
         await fh.close();
       }
-    });
+    }, undo);
   }
 
   async get(bucket: string, key: string): Promise<Readable> {
@@ -123,7 +131,7 @@ export class LocalObjectStore implements ObjectStore {
   async close(): Promise<void> {}
 
   /** Writes through `write` to a temp name beside the target, then renames it into place. */
-  private async publish(bucket: string, key: string, write: (tmp: string) => Promise<void>): Promise<void> {
+  private async publish(bucket: string, key: string, write: (tmp: string) => Promise<void>, undo = (tmp: string): Promise<void> => rm(tmp, { force: true })): Promise<void> {
     checkObjectName(bucket, key);
     const segs = key.split('/');
     const name = segs.pop() as string;
@@ -137,7 +145,7 @@ export class LocalObjectStore implements ObjectStore {
       if (existing?.isDirectory()) throw new InvalidObjectKeyError(`the object key "${key.slice(0, 80)}" names a folder that holds other objects`);
       await rename(tmp, target);
     } catch (err) {
-      await rm(tmp, { force: true });
+      await undo(tmp).catch(() => rm(tmp, { force: true }));
       throw err;
     }
     await fsyncDir(dir);

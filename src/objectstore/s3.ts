@@ -43,7 +43,7 @@ export class S3ObjectStore implements ObjectStore {
     await this.send(bucket, key, () => this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data })));
   }
 
-  async putFile(bucket: string, key: string, file: string): Promise<void> {
+  async putFile(bucket: string, key: string, file: string, _opts?: { move?: boolean }): Promise<void> {
     checkObjectName(bucket, key);
     const { size } = await stat(file);
     if (size <= PART_BYTES) {

@@ -22,9 +22,11 @@ export interface ObjectStore {
   put(bucket: string, key: string, data: Uint8Array | string): Promise<void>;
   /**
    * Stores the contents of the local file `file` under `key`, atomically
-   * (large files upload in parts). The file is left in place.
+   * (large files upload in parts). With `move` the store may take the file
+   * itself (a rename on the same file system) instead of copying it; the
+   * caller then must not use it any more, and removes it only if it is still there.
    */
-  putFile(bucket: string, key: string, file: string): Promise<void>;
+  putFile(bucket: string, key: string, file: string, opts?: { move?: boolean }): Promise<void>;
   /** Streams an object; throws NoSuchKeyError when absent. */
   get(bucket: string, key: string): Promise<Readable>;
   /** Objects whose key starts with `prefix`, in byte order of their keys (as S3 lists them). */

@@ -296,7 +296,7 @@ export class KodoSink implements Sink {
     const refused = bucketRefusal(this.ctx.config, this.ctx.account, this.spec.bucket);
     if (refused) throw new RetryableSinkError(refused);
     try {
-      await this.store.putFile(this.spec.bucket, p.key, p.spool);
+      await this.store.putFile(this.spec.bucket, p.key, p.spool, { move: true });
     } catch (err) {
       throw this.storeError(`publishing ${p.key}`, err);
     }

@@ -18,7 +18,7 @@ export class LineSpool {
   private started = false;
 
   constructor(readonly path: string, gzip: boolean) {
-    this.file = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+    this.file = createWriteStream(path, { flags: 'wx', mode: 0o644 });
     this.file.on('error', (err) => (this.failure ??= err));
     if (gzip) {
       const z = createGzip({ level: 6 });
