@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { AK2, SK2, errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
 import { getExport, waitFor } from './exports-helpers.ts';
 
-/** Every file below a folder, as paths relative to it. */
+/** Every object below a bucket folder, as keys: files being written (temp names, which listing skips) are left out. */
 function files(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string, rel: string): void => {
@@ -15,7 +15,11 @@ function files(root: string): string[] {
     } catch {
       return;
     }
-    for (const n of names) statSync(path.join(dir, n)).isDirectory() ? walk(path.join(dir, n), `${rel}${n}/`) : out.push(rel + n);
+    for (const n of names) {
+      if (n.startsWith('.pipeline-tmp-')) continue;
+      if (statSync(path.join(dir, n)).isDirectory()) walk(path.join(dir, n), `${rel}${n}/`);
+      else out.push(rel + n);
+    }
   };
   walk(root, '');
   return out.sort();
