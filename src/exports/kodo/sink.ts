@@ -79,7 +79,8 @@ export class KodoSink implements Sink {
   private readonly encode: RowEncoder | undefined;
   private readonly ext: string;
   private readonly tag: string;
-  private readonly parquet: ParquetEngine | undefined;
+  /** The parquet writer, started by the first parquet file (a preview never needs it). */
+  private parquet: ParquetEngine | undefined;
   private readonly spoolRoot: string;
   private file: OpenFile | undefined;
   /** A finished file waiting to be published (its publish failed). */
@@ -101,8 +102,7 @@ export class KodoSink implements Sink {
     this.ext = fileExtension(spec);
     this.tag = exportTag(ctx.account, ctx.repo, ctx.exportName);
     this.spoolRoot = spoolDir(ctx.config);
-    if (spec.format === 'parquet') this.parquet = ParquetEngine.acquire(ctx.config, this.spoolRoot);
-    else this.encode = rowEncoder(spec.format, this.cols, spec.delimiter, spec.format === 'text' && spec.fields === undefined);
+    if (spec.format !== 'parquet') this.encode = rowEncoder(spec.format, this.cols, spec.delimiter, spec.format === 'text' && spec.fields === undefined);
   }
 
   async deliver(batch: ExportBatch, signal: AbortSignal): Promise<DeliveryResult> {
@@ -227,7 +227,8 @@ export class KodoSink implements Sink {
     await prepareSpool(this.spoolRoot);
     const spool = path.join(this.spoolRoot, `${this.tag}-${randomBytes(6).toString('hex')}.${this.ext}`);
     const f: OpenFile = { first, next: first, bytes: 0, openedAt: this.ctx.now(), key: (last) => fileKey(base, this.tag, first, last, this.ext), forcedLast, spool };
-    if (this.parquet) {
+    if (!this.encode) {
+      this.parquet ??= ParquetEngine.acquire(this.ctx.config, this.spoolRoot);
       f.table = await this.parquet.openTable(this.cols.map((c) => c.field));
     } else {
       f.lines = new LineSpool(spool, this.spec.compress);
