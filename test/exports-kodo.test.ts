@@ -210,6 +210,32 @@ describe('kodo sink: rotation and keys', () => {
   });
 });
 
+describe('kodo sink: failures', () => {
+  it('keeps a finished file whose publish failed and publishes it on the next attempt, acking only then', async () => {
+    const bucket = freshBucket();
+    const repo = repoRow('blocked');
+    const c = clock(T0);
+    const sink = await kodoSink({ bucket, keyPrefix: 'blocked/', format: 'json' }, sinkCtx(config, repo, c));
+    const { mkdirSync, writeFileSync, rmSync: rm } = await import('node:fs');
+    mkdirSync(`${config.bucketsDir}/${bucket}`, { recursive: true });
+    writeFileSync(`${config.bucketsDir}/${bucket}/blocked`, 'a file where the folder should be');
+    await sink.deliver(batchOf(0, [point(1), point(2)], T0), never);
+    c.t += 30_000;
+    await assert.rejects(sink.tick!(never), (err: unknown) => err instanceof RetryableSinkError && /publishing blocked\/.*_0-1\.json in bucket .* failed: "blocked" inside the bucket is a file/.test(err.message));
+    // The engine retries the batch it failed on: nothing is taken twice, nothing is acked yet.
+    await assert.rejects(sink.deliver(batchOf(2, [point(3)], T0), never), RetryableSinkError);
+    rm(`${config.bucketsDir}/${bucket}/blocked`);
+    const r = await sink.deliver(batchOf(2, [point(3)], T0), never);
+    assert.equal(r.ackedThrough, 2, 'the first file is published now');
+    c.t += 30_000;
+    assert.equal(await sink.tick!(never), 3);
+    const files = bucketFiles(config, bucket);
+    assert.deepEqual(files.map((f) => f.replace(/_[0-9a-f]{8}_/, '_')), ['blocked/2017-01-12-07-30-00_0-1.json', 'blocked/2017-01-12-07-30-00_2-2.json']);
+    assert.deepEqual(files.flatMap((f) => readObject(config, bucket, f).trim().split('\n').map((l) => JSON.parse(l).host)), ['h1', 'h2', 'h3']);
+    await sink.close();
+  });
+});
+
 describe('kodo sink: spool', () => {
   it('removes files a crashed run left in the spool folder when the process opens its first file', async () => {
     const { config: fresh, dir: d3 } = testConfig();
