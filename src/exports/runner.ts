@@ -3,7 +3,7 @@ import type { Config } from '../config.ts';
 import type { CompiledSchema } from '../ingest/compiled.ts';
 import type { GroupCapacity } from '../services/capacity.ts';
 import type { RepoService } from '../services/repos.ts';
-import type { RepoLog } from '../storage/log/types.ts';
+import type { ReadResult, RepoLog } from '../storage/log/types.ts';
 import type { ExportRow, MetaStore, RepoRow } from '../storage/meta.ts';
 import { fitBytes, lineChars, makeBatch, sliceBatch, type BatchLimits } from './shared/batch.ts';
 import { commonSpec } from './shared/common.ts';
@@ -41,6 +41,8 @@ export interface ExportProgress {
 export const exportConsumer = (row: Pick<ExportRow, 'repo' | 'name'>): string => `export:${row.repo}/${row.name}`;
 
 const TICK_MS = 1000;
+/** Longest time an acked offset stays without fsync (power-cut redelivery bound). */
+const DURABLE_MS = 1000;
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -62,6 +64,7 @@ export class ExportRunner {
   private ctrl = new AbortController();
   private loop?: Promise<void>;
   private wakeIdle?: () => void;
+  private lastDurable = 0;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -113,15 +116,42 @@ export class ExportRunner {
     return `${this.row.repo}/${this.row.name}`;
   }
 
+  /**
+   * Runs sessions until closed: a session ends with an error (sink creation,
+   * the log, a dead-letter repo that cannot be written; retried with backoff)
+   * or when the repo's schema changed (the sink is rebuilt with the new one
+   * and reading resumes from the committed offset).
+   */
   private async run(signal: AbortSignal): Promise<void> {
+    let attempt = 0;
+    while (!signal.aborted) {
+      let failure: unknown;
+      try {
+        await this.session(signal);
+        attempt = 0;
+      } catch (err) {
+        failure = err;
+      }
+      if (signal.aborted || failure === undefined) continue;
+      attempt++;
+      this.failed(failure);
+      const delay = backoffDelay(attempt, this.deps.backoff);
+      this.nextRetry = this.deps.clock.now() + delay;
+      await this.deps.clock.sleep(delay, signal);
+      this.nextRetry = null;
+    }
+  }
+
+  private async session(signal: AbortSignal): Promise<void> {
     const { meta, repos } = this.deps;
     const repo = meta.getRepo(this.account, this.row.repo);
-    if (!repo) return;
+    if (!repo) throw new Error(`repo ${this.row.repo} does not exist`);
     const log = await repos.log(this.account, repo);
     const schema = repos.compiled(this.account, repo);
     const off = meta.getOffset(this.account, exportConsumer(this.row));
     this.committed = off?.nextOffset ?? log.startOffset();
-    this.progress = { ...this.progress, ...(off?.state as Partial<ExportProgress> | undefined) };
+    const stored = (off?.state ?? {}) as Partial<ExportProgress>;
+    for (const k of ['delivered', 'deadLettered', 'omitted', 'skipped'] as const) this.progress[k] = Math.max(this.progress[k], stored[k] ?? 0);
     const sink = this.kind.create(this.row.spec, {
       account: this.account, exportName: this.row.name, repo, schema, config: this.deps.config, log: this.deps.log, now: () => this.deps.clock.now(),
     });
@@ -132,6 +162,7 @@ export class ExportRunner {
         const ack = await sink.tick(AbortSignal.timeout(5000)).catch(() => undefined);
         if (ack !== undefined) this.commit(repo, ack);
       }
+      if (this.lastDurable !== 0) this.commit(repo, this.committed, { durable: true });
       await sink.close();
     }
   }
@@ -144,6 +175,9 @@ export class ExportRunner {
     let lastTick = clock.now();
     /** Characters per stored line, measured on the last batch; the first read is a small probe. */
     let avgLine = limits.bytes / 100;
+    // The log reads by count; sizing the count from the last batch's line length keeps a read near the byte cap.
+    const readCount = (): number => Math.max(1, Math.min(limits.points, Math.floor(limits.bytes / avgLine)));
+    let prefetch: { at: number; read: Promise<ReadResult> } | undefined;
     while (!signal.aborted) {
       if (capacity.paused(this.account, repo.group)) {
         this.state = 'paused';
@@ -165,8 +199,10 @@ export class ExportRunner {
           await this.idle(sink.tick ? Math.min(TICK_MS, this.deps.idlePollMs) : this.deps.idlePollMs, signal);
           continue;
         }
-        // The log reads by count; sizing the count from the last batch's line length keeps a read near the byte cap.
-        const r = await log.read(readPos, Math.max(1, Math.min(limits.points, Math.floor(limits.bytes / avgLine))));
+        // A grown schema rebuilds the sink (new fields convert with their types); the session restarts.
+        if (this.deps.meta.getRepo(this.account, repo.name)?.updateTime !== repo.updateTime) return;
+        const r = prefetch?.at === readPos ? await prefetch.read : await log.read(readPos, readCount());
+        prefetch = undefined;
         if (r.from > readPos) this.progress.skipped += r.from - readPos;
         if (r.lines.length === 0) {
           readPos = r.next;
@@ -175,6 +211,12 @@ export class ExportRunner {
         const n = fitBytes(r.lines, limits.bytes);
         avgLine = Math.max(16, lineChars(r.lines) / r.lines.length);
         pending = n === r.lines.length ? makeBatch(r.from, r.lines, r.times, schema) : makeBatch(r.from, r.lines.slice(0, n), r.times.slice(0, n), schema);
+      }
+      // The next batch is read while this one is on the wire (so at most two batches are in memory).
+      const nextAt = pending.from + pending.lines.length;
+      if (!prefetch && nextAt < log.endOffset()) {
+        prefetch = { at: nextAt, read: log.read(nextAt, readCount()) };
+        prefetch.read.catch(() => undefined); // a failed prefetch is read again, and fails there
       }
       // The group's slot is held only while the batch is delivered, not while waiting for data or a retry.
       const release = await capacity.slots(this.account, repo.group).acquire();
@@ -251,14 +293,24 @@ export class ExportRunner {
     this.progress.deadLettered += letters.length;
   }
 
-  private commit(repo: RepoRow, ackedThrough: number): void {
-    if (ackedThrough <= this.committed) return;
-    this.committed = ackedThrough;
+  /**
+   * Stores the acked offset and the counters. Commits are written at once
+   * (a kill -9 loses none: the WAL is in the OS), but fsynced at most every
+   * DURABLE_MS (and at close): a power cut may repeat up to that much
+   * delivery, never lose any. An fsync per batch cost more than the batch
+   * itself on a busy disk.
+   */
+  private commit(repo: RepoRow, ackedThrough: number, opts: { durable?: boolean } = {}): void {
+    if (ackedThrough <= this.committed && !opts.durable) return;
+    this.committed = Math.max(this.committed, ackedThrough);
+    const now = Date.now();
+    const durable = opts.durable === true || now - this.lastDurable >= DURABLE_MS;
+    if (durable) this.lastDurable = now;
     this.deps.meta.setOffset(this.account, exportConsumer(this.row), {
       logKey: `${this.account}/${repo.name}.${repo.uid}`,
-      nextOffset: ackedThrough,
+      nextOffset: this.committed,
       state: { ...this.progress },
-    });
+    }, { durable });
   }
 
   private async idle(ms: number, signal: AbortSignal): Promise<void> {
