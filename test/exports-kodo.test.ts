@@ -107,6 +107,17 @@ describe('kodo sink: rotation and keys', () => {
     assert.deepEqual(await run([3, 4, 11, 12, 19, 25]), whole);
   });
 
+  it('puts one record in each file when rotateSize is smaller than a record, csv header included', async () => {
+    const bucket = freshBucket();
+    const sink = await kodoSink({ bucket, format: 'csv', delimiter: ',', rotateStrategy: 'size', rotateSize: 1, fields: { h: '#host' } }, sinkCtx(config, repoRow('tiny'), clock(T0)));
+    const r = await sink.deliver(batchOf(0, [point(1), point(2), point(3)], T0), never);
+    assert.equal(r.ackedThrough, 3);
+    const files = bucketFiles(config, bucket);
+    assert.deepEqual(files.map((f) => f.replace(/^.*_(\d+-\d+)\.csv$/, '$1')), ['0-0', '1-1', '2-2']);
+    assert.deepEqual(files.map((f) => readObject(config, bucket, f)), ['h\nh1\n', 'h\nh2\n', 'h\nh3\n']);
+    await sink.close();
+  });
+
   it('closes by interval with the injected clock, and a size file still closes after 10 minutes', async () => {
     const bucket = freshBucket();
     const repo = repoRow('both');

@@ -127,11 +127,10 @@ export class KodoSink implements Sink {
       const f = this.file;
       let n = 0;
       let full = false;
+      // A file takes at least one record (a csv header alone may exceed a tiny rotateSize).
       while (row + n < count) {
         const at = offset + n;
-        if (f.forcedLast !== undefined) {
-          if (at > f.forcedLast) break;
-        } else if (this.spec.rotateStrategy !== 'interval' && f.bytes >= this.spec.rotateSize) break;
+        if (f.forcedLast !== undefined && at > f.forcedLast) break;
         f.bytes += sizes.rows[row + n]!;
         n++;
         if (f.forcedLast === at || (f.forcedLast === undefined && this.spec.rotateStrategy !== 'interval' && f.bytes >= this.spec.rotateSize)) {
