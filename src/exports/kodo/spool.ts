@@ -56,8 +56,11 @@ export class LineSpool {
 
   /** Stops writing and removes the spool file. Idempotent. */
   async abort(): Promise<void> {
+    const closed = this.file.closed ? Promise.resolve() : new Promise<void>((r) => this.file.once('close', () => r()));
     this.out.destroy();
     this.file.destroy();
+    // An open still in flight would create the file after the rm: wait for the stream to close first.
+    await closed;
     await rm(this.path, { force: true });
   }
 }
