@@ -59,6 +59,7 @@ export const ERRORS = {
   E18303: [400, 'cannot submit export'],
   E18304: [400, 'cannot delete export'],
   E18305: [400, 'invalid export spec'],
+  E18323: [404, 'no such bucket'],
   E18617: [400, 'invalid transform plugin'],
   E18660: [400, 'invalid transform update'],
   E18665: [403, 'access denied'],
