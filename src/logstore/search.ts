@@ -1,0 +1,149 @@
+import type Database from 'better-sqlite3';
+import { ApiError } from '../errors.ts';
+import { highlighter, type HighlightSpec } from './highlight.ts';
+import { compileQuery } from './query.ts';
+import type { LogRepo } from './repo.ts';
+import { parseKeepAlive, type ScrollCache, type ScrollState } from './scroll.ts';
+
+/** Largest page and deepest `from + size` of a search (deeper paging uses scroll). */
+export const MAX_SIZE = 10_000;
+/** Default page size when `size` is absent or 0 (the SDK always sends size=0 when unset). */
+export const DEFAULT_SIZE = 10;
+/** Wall-clock limit of one search or histogram. */
+export const QUERY_TIME_LIMIT_MS = 5_000;
+
+export interface SearchParams {
+  q: string;
+  sort: string;
+  from: number;
+  size: number;
+  scroll: string;
+  fields: string[] | undefined;
+  highlight: HighlightSpec | undefined;
+}
+
+export interface SearchAnswer {
+  scroll_id?: string;
+  total: number;
+  partialSuccess: boolean;
+  data: Array<Record<string, unknown>>;
+}
+
+/**
+ * Time limit for statements: every compiled query calls pl_deadline() per
+ * row it looks at, and the function throws once the limit passed (a
+ * progress handler, which better-sqlite3 does not expose).
+ */
+let deadline = Infinity;
+let ticks = 0;
+class QueryTimeout extends Error {}
+const armed = new WeakSet<Database.Database>();
+function arm(db: Database.Database): void {
+  if (armed.has(db)) return;
+  db.function('pl_deadline', { deterministic: false }, () => {
+    if ((++ticks & 1023) === 0 && Date.now() > deadline) throw new QueryTimeout('query time limit');
+    return 1;
+  });
+  armed.add(db);
+}
+
+/** Runs fn under the query time limit; E8210 when it is exceeded. */
+export function bounded<T>(repo: LogRepo, limitMs: number, fn: () => T): T {
+  arm(repo.db);
+  deadline = Date.now() + limitMs;
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof QueryTimeout) throw new ApiError('E8210', `stopped after ${limitMs} ms; narrow the query or the time range`);
+    throw err;
+  } finally {
+    deadline = Infinity;
+  }
+}
+
+/** `f1:asc,f2:desc` -> ORDER BY over columns (E8205 for unknown fields). */
+export function orderBy(repo: LogRepo, sort: string): string {
+  const parts: string[] = [];
+  for (const item of sort.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [field, dir = 'asc', extra] = item.split(':');
+    const d = dir.toLowerCase();
+    if (extra !== undefined || (d !== 'asc' && d !== 'desc')) throw new ApiError('E8205', `"${item}" must be field, field:asc or field:desc`);
+    const c = repo.columns.find((x) => x.path === field);
+    if (!c || c.dynamic) throw new ApiError('E8205', `cannot sort by "${field}": not a field of the repo schema`);
+    parts.push(`d.${c.col} ${d.toUpperCase()}`);
+  }
+  parts.push('d.id DESC');
+  return parts.join(', ');
+}
+
+function render(fields: string[] | undefined, hl: ReturnType<typeof highlighter> | undefined) {
+  return (rows: Array<{ id: number; doc: string }>): Array<Record<string, unknown>> =>
+    rows.map((r) => {
+      const doc = JSON.parse(r.doc) as Record<string, unknown>;
+      let out: Record<string, unknown> = { id: String(r.id), ...doc };
+      if (fields) {
+        out = { id: String(r.id) };
+        for (const f of fields) if (f in doc) out[f] = doc[f];
+      }
+      const h = hl?.(doc);
+      if (h) out.highlight = h;
+      return out;
+    });
+}
+
+function page(repo: LogRepo, s: Pick<ScrollState, 'where' | 'params' | 'order' | 'lastId' | 'offset' | 'size' | 'maxId'>): Array<{ id: number; doc: string }> {
+  const keyset = s.lastId !== undefined ? ' AND d.id < ?' : '';
+  const sql = `SELECT d.id, d.doc FROM docs d WHERE pl_deadline() AND d.id <= ?${keyset} AND ${s.where} ORDER BY ${s.order} LIMIT ? OFFSET ?`;
+  const args = [s.maxId, ...(s.lastId !== undefined ? [s.lastId] : []), ...s.params, s.size, s.lastId !== undefined ? 0 : s.offset];
+  return repo.db.prepare(sql).all(args) as Array<{ id: number; doc: string }>;
+}
+
+/** A search (GET or POST form): total, one page, optionally a scroll over the rest. */
+export function search(repo: LogRepo, account: string, p: SearchParams, scrolls: ScrollCache, now: number, limitMs = QUERY_TIME_LIMIT_MS): SearchAnswer {
+  if (!Number.isInteger(p.from) || p.from < 0) throw new ApiError('E8203', `from must be a non-negative integer, got ${p.from}`);
+  if (!Number.isInteger(p.size) || p.size < 0 || p.size > MAX_SIZE) throw new ApiError('E8204', `size must be 0..${MAX_SIZE}, got ${p.size}`);
+  const size = p.size === 0 ? DEFAULT_SIZE : p.size;
+  if (!p.scroll && p.from + size > MAX_SIZE) throw new ApiError('E8203', `from + size must be at most ${MAX_SIZE}; page deeper with scroll`);
+  const keepAlive = p.scroll ? parseKeepAlive(p.scroll) : 0;
+  const q = compileQuery(p.q, repo);
+  const order = orderBy(repo, p.sort);
+  const hl = p.highlight ? highlighter(p.highlight, q.terms, repo) : undefined;
+  const draw = render(p.fields, hl);
+  return bounded(repo, limitMs, () => {
+    const maxId = (repo.db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
+    const total = (repo.db.prepare(`SELECT count(*) AS n FROM docs d WHERE pl_deadline() AND d.id <= ? AND ${q.where}`).get(maxId, ...q.params) as { n: number }).n;
+    const defaultOrder = order === 'd.id DESC';
+    const state = { where: q.where, params: q.params, order, lastId: undefined, offset: p.from, size, maxId };
+    const rows = page(repo, state);
+    const answer: SearchAnswer = { total, partialSuccess: false, data: draw(rows) };
+    if (keepAlive > 0) {
+      const last = rows.at(-1);
+      answer.scroll_id = scrolls.open({
+        ...state, account, repo, total, fields: p.fields, render: draw, expires: now + keepAlive,
+        offset: p.from + rows.length,
+        lastId: defaultOrder && last ? last.id : undefined,
+      }, now);
+      if (rows.length < size || p.from + rows.length >= total) {
+        scrolls.close(answer.scroll_id);
+        answer.scroll_id = '';
+      }
+    }
+    return answer;
+  });
+}
+
+/** The next page of a scroll; `scroll_id` is empty once the results are exhausted. */
+export function scrollNext(repo: LogRepo, account: string, body: { scroll_id?: unknown; scroll?: unknown }, scrolls: ScrollCache, now: number, limitMs = QUERY_TIME_LIMIT_MS): SearchAnswer {
+  if (typeof body.scroll_id !== 'string' || body.scroll_id === '') throw new ApiError('E8201', 'scroll_id is required');
+  const s = scrolls.take(body.scroll_id, account, repo, now);
+  if (typeof body.scroll === 'string' && body.scroll !== '') s.expires = now + parseKeepAlive(body.scroll);
+  const rows = bounded(repo, limitMs, () => page(repo, s));
+  s.offset += rows.length;
+  if (s.order === 'd.id DESC' && rows.length > 0) s.lastId = rows.at(-1)!.id;
+  const answer: SearchAnswer = { scroll_id: body.scroll_id, total: s.total, partialSuccess: false, data: s.render(rows) };
+  if (rows.length < s.size || s.offset >= s.total) {
+    scrolls.close(body.scroll_id);
+    answer.scroll_id = '';
+  }
+  return answer;
+}
