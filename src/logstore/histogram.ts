@@ -37,7 +37,7 @@ export function histogram(repo: LogRepo, params: { q: string; from: unknown; to:
   const w = bucketWidth(from, to);
   const rows = bounded(repo, limitMs, () => repo.db.prepare(
     `SELECT (d.${col.col} / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS k, count(*) AS n FROM docs d WHERE d.${col.col} >= ? AND d.${col.col} <= ? AND pl_deadline() AND ${q.where} GROUP BY k`,
-  ).all(w, w, from, to, ...q.params) as Array<{ k: number; n: number }>);
+  ).all(w, w, from, to, q.params) as Array<{ k: number; n: number }>);
   const counts = new Map(rows.map((r) => [r.k, r.n]));
   const buckets: HistogramAnswer['buckets'] = [];
   let total = 0;

@@ -6,7 +6,7 @@ import { ALL_FIELD, type Column, type LogRepo } from './repo.ts';
 /** A query compiled to a WHERE clause over `docs d`, every user value bound as a parameter. */
 export interface CompiledQuery {
   where: string;
-  params: unknown[];
+  params: Record<string, unknown>;
   /** Searched words per field path ('*' = any field), for highlighting. */
   terms: Map<string, string[]>;
 }
@@ -38,10 +38,11 @@ const glob = (s: string): string => s.replace(/\[/g, '[[]').replace(/\\([*?])/g,
 /**
  * Compiles a Lucene query string (official-extensions 3.3) for a repo.
  * Syntax errors are E8202 with the offset; fields are checked against the
- * schema; FTS expressions, values and JSON paths are bound parameters.
+ * schema; FTS expressions, values and JSON paths are bound as named
+ * parameters (`@pN`; callers pass the object after their own `?` values).
  */
 export function compileQuery(q: string, repo: LogRepo): CompiledQuery {
-  const out: CompiledQuery = { where: '1', params: [], terms: new Map() };
+  const out: CompiledQuery = { where: '1', params: {}, terms: new Map() };
   const text = q.trim();
   if (text === '' || text === '*' || text === '*:*') return out;
   let ast: Ast;
@@ -58,19 +59,25 @@ export function compileQuery(q: string, repo: LogRepo): CompiledQuery {
 class Compiler {
   constructor(private readonly repo: LogRepo, private readonly out: CompiledQuery) {}
 
+  /** Named parameters, so clauses may be reordered after compiling. */
   private bind(v: unknown): string {
-    this.out.params.push(v);
-    return '?';
+    const name = `p${Object.keys(this.out.params).length}`;
+    this.out.params[name] = v;
+    return `@${name}`;
   }
 
   node(n: Ast): string {
-    if ('term_min' in n) return this.range(n);
+    // The parser keeps a leading -/+ in the field name (`-host:x`): it is the prefix operator.
+    const sign = 'field' in n && typeof n.field === 'string' && /^[-+]/.test(n.field) ? n.field[0] : undefined;
+    if (sign) n = { ...n, field: n.field!.slice(1) } as Ast;
+    if ('term_min' in n) return sign === '-' ? `NOT (${this.range(n)})` : this.range(n);
     if ('term' in n) {
       const sql = this.term(n);
-      return n.prefix === '-' ? `NOT (${sql})` : sql;
+      return n.prefix === '-' || sign === '-' ? `NOT (${sql})` : sql;
     }
     const a = n as AstNode;
     if (!a.left) return '1';
+    if (a.operator === IMPLICIT && a.start !== 'NOT') return this.clauses(a);
     let left = this.node(a.left);
     if (a.start === 'NOT') left = `NOT (${left})`;
     if (!a.right) return `(${left})`;
@@ -81,6 +88,32 @@ class Compiler {
       case 'OR NOT': return `(${left} OR NOT (${right}))`;
       default: return `(${left} OR ${right})`; // OR, ||, implicit: Lucene's default operator
     }
+  }
+
+  /**
+   * A chain of clauses without operators, with Lucene's meaning: `+x` must
+   * match, `-x` must not, plain clauses are optional when a `+` clause
+   * exists and otherwise at least one of them must match.
+   */
+  private clauses(a: AstNode): string {
+    const list: Ast[] = [];
+    let cur: Ast | undefined = a;
+    while (cur && !('term' in cur) && !('term_min' in cur) && (cur as AstNode).operator === IMPLICIT && (cur as AstNode).start !== 'NOT') {
+      list.push((cur as AstNode).left!);
+      cur = (cur as AstNode).right;
+    }
+    if (cur) list.push(cur);
+    const must: string[] = [];
+    const not: string[] = [];
+    const should: string[] = [];
+    for (const c of list) {
+      const sign = signOf(c);
+      const sql = this.node(sign ? strip(c) : c);
+      (sign === '+' ? must : sign === '-' ? not : should).push(sql);
+    }
+    const parts = [...must, ...not.map((x) => `NOT (${x})`)];
+    if (must.length === 0 && should.length > 0) parts.push(`(${should.join(' OR ')})`);
+    return parts.length ? `(${parts.join(' AND ')})` : '1';
   }
 
   /** The columns a field name searches; default field = every analyzed field (or _all with fullText). */
@@ -202,7 +235,9 @@ class Compiler {
   }
 
   private exists(field: string, at?: number): string {
-    const target = this.columns(field, at);
+    // An object with a nested schema exists when any of its fields does.
+    const under = this.repo.columns.filter((c) => c.path.startsWith(`${field}.`));
+    const target = under.length > 0 && !this.repo.columns.some((c) => c.path === field) ? under : this.columns(field, at);
     if ('json' in target) return `json_type(d.doc, ${this.bind(target.json)}) IS NOT NULL`;
     return `(${target.map((c) => {
       if (c.dynamic) return `json_type(d.doc, ${this.bind(`$.${c.path}`)}) IS NOT NULL`;
@@ -210,6 +245,21 @@ class Compiler {
       return `d.${c.col} IS NOT NULL${multi}`;
     }).join(' OR ')})`;
   }
+}
+
+/** The +/- operator of a clause (in `prefix`, or left in the field name by the parser). */
+function signOf(n: Ast): '+' | '-' | undefined {
+  if ('term' in n && (n.prefix === '+' || n.prefix === '-')) return n.prefix;
+  const f = (n as { field?: unknown }).field;
+  if (typeof f === 'string' && (f.startsWith('+') || f.startsWith('-'))) return f[0] as '+' | '-';
+  return undefined;
+}
+
+function strip(n: Ast): Ast {
+  const f = (n as { field?: string }).field;
+  const out = { ...n, field: f && /^[-+]/.test(f) ? f.slice(1) : f } as Ast;
+  if ('term' in out) (out as TermNode).prefix = null;
+  return out;
 }
 
 function one(target: Column[], at?: number): Column {

@@ -8,7 +8,7 @@ export interface ScrollState {
   repo: LogRepo;
   /** The compiled search, re-run page by page over a fixed snapshot (ids <= maxId). */
   where: string;
-  params: unknown[];
+  params: Record<string, unknown>;
   order: string;
   /** Keyset paging on the default order (id DESC): the last id returned. */
   lastId: number | undefined;

@@ -94,8 +94,8 @@ function render(fields: string[] | undefined, hl: ReturnType<typeof highlighter>
 function page(repo: LogRepo, s: Pick<ScrollState, 'where' | 'params' | 'order' | 'lastId' | 'offset' | 'size' | 'maxId'>): Array<{ id: number; doc: string }> {
   const keyset = s.lastId !== undefined ? ' AND d.id < ?' : '';
   const sql = `SELECT d.id, d.doc FROM docs d WHERE pl_deadline() AND d.id <= ?${keyset} AND ${s.where} ORDER BY ${s.order} LIMIT ? OFFSET ?`;
-  const args = [s.maxId, ...(s.lastId !== undefined ? [s.lastId] : []), ...s.params, s.size, s.lastId !== undefined ? 0 : s.offset];
-  return repo.db.prepare(sql).all(args) as Array<{ id: number; doc: string }>;
+  const args = [s.maxId, ...(s.lastId !== undefined ? [s.lastId] : []), s.size, s.lastId !== undefined ? 0 : s.offset, s.params];
+  return repo.db.prepare(sql).all(...args) as Array<{ id: number; doc: string }>;
 }
 
 /** A search (GET or POST form): total, one page, optionally a scroll over the rest. */
@@ -111,7 +111,7 @@ export function search(repo: LogRepo, account: string, p: SearchParams, scrolls:
   const draw = render(p.fields, hl);
   return bounded(repo, limitMs, () => {
     const maxId = (repo.db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
-    const total = (repo.db.prepare(`SELECT count(*) AS n FROM docs d WHERE pl_deadline() AND d.id <= ? AND ${q.where}`).get(maxId, ...q.params) as { n: number }).n;
+    const total = (repo.db.prepare(`SELECT count(*) AS n FROM docs d WHERE pl_deadline() AND d.id <= ? AND ${q.where}`).get(maxId, q.params) as { n: number }).n;
     const defaultOrder = order === 'd.id DESC';
     const state = { where: q.where, params: q.params, order, lastId: undefined, offset: p.from, size, maxId };
     const rows = page(repo, state);
