@@ -1,8 +1,12 @@
+import { httpKind } from './http/index.ts';
 import { logdbSink } from './logdb/sink.ts';
 import type { SinkKind } from './shared/sink.ts';
 
 /** Every sink kind the server supports; each sink folder adds its kind here. */
-export const SINK_KINDS: readonly SinkKind[] = [logdbSink];
+export const SINK_KINDS: readonly SinkKind[] = [
+  httpKind,
+  logdbSink,
+];
 
 /** The kind for an export `type`, matched case-insensitively; undefined when unknown. */
 export function sinkKind(type: string): SinkKind | undefined {
