@@ -15,10 +15,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload } from './exports-http.ts';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
+import { logstoreEnginesWorkload, logstoreWorkload } from './logstore.ts';
 import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions, type Workload, type WorkloadResult } from './lib.ts';
 import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
-const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload];
+const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, logstoreWorkload, logstoreEnginesWorkload];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

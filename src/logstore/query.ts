@@ -3,9 +3,14 @@ import { ApiError } from '../errors.ts';
 import { parseDate } from './convert.ts';
 import { ALL_FIELD, type Column, type LogRepo } from './repo.ts';
 
-/** A query compiled to a WHERE clause over `docs d`, every user value bound as a parameter. */
+/**
+ * A query compiled to a set of document ids: a compound SELECT of `id`s
+ * (FTS5 matches, index lookups, INTERSECT / UNION / EXCEPT), so counting
+ * never touches the documents (decision 015). `set` is undefined when the
+ * query matches everything. Every user value is a bound parameter.
+ */
 export interface CompiledQuery {
-  where: string;
+  set: string | undefined;
   params: Record<string, unknown>;
   /** Searched words per field path ('*' = any field), for highlighting. */
   terms: Map<string, string[]>;
@@ -27,6 +32,13 @@ type Ast = AstNode | TermNode | RangeNode;
 const DAY = 86_400_000;
 const IMPLICIT = '<implicit>';
 const SEGMENT = /^[A-Za-z0-9_]+$/;
+/** Calls the time-limit check on about one scanned row in 1024 (a JS call per row would cost more than the scan). */
+export const DEADLINE = '((d.id & 1023) != 0 OR pl_deadline())';
+const ALL = 'SELECT id FROM docs';
+const sub = (set: string): string => `SELECT id FROM (${set})`;
+const combine = (op: 'INTERSECT' | 'UNION' | 'EXCEPT', sets: string[]): string => sets.map(sub).join(` ${op} `);
+/** Documents matching a condition on `docs d` (answered from an index where there is one). */
+const rows = (expr: string): string => `SELECT d.id AS id FROM docs d WHERE ${DEADLINE} AND ${expr}`;
 
 const bad = (msg: string, at?: number): ApiError => new ApiError('E8202', at === undefined ? msg : `at offset ${at}: ${msg}`);
 const unescape = (s: string): string => s.replace(/\\(.)/g, '$1');
@@ -42,7 +54,7 @@ const glob = (s: string): string => s.replace(/\[/g, '[[]').replace(/\\([*?])/g,
  * parameters (`@pN`; callers pass the object after their own `?` values).
  */
 export function compileQuery(q: string, repo: LogRepo): CompiledQuery {
-  const out: CompiledQuery = { where: '1', params: {}, terms: new Map() };
+  const out: CompiledQuery = { set: undefined, params: {}, terms: new Map() };
   const text = q.trim();
   if (text === '' || text === '*' || text === '*:*') return out;
   let ast: Ast;
@@ -52,7 +64,7 @@ export function compileQuery(q: string, repo: LogRepo): CompiledQuery {
     const e = err as { message: string; location?: { start: { offset: number } } };
     throw bad(e.message, e.location?.start.offset);
   }
-  out.where = new Compiler(repo, out).node(ast);
+  out.set = new Compiler(repo, out).node(ast);
   return out;
 }
 
@@ -66,27 +78,28 @@ class Compiler {
     return `@${name}`;
   }
 
+  /** The id set of a node. */
   node(n: Ast): string {
     // The parser keeps a leading -/+ in the field name (`-host:x`): it is the prefix operator.
     const sign = 'field' in n && typeof n.field === 'string' && /^[-+]/.test(n.field) ? n.field[0] : undefined;
     if (sign) n = { ...n, field: n.field!.slice(1) } as Ast;
-    if ('term_min' in n) return sign === '-' ? `NOT (${this.range(n)})` : this.range(n);
+    if ('term_min' in n) return sign === '-' ? combine('EXCEPT', [ALL, rows(this.range(n))]) : rows(this.range(n));
     if ('term' in n) {
-      const sql = this.term(n);
-      return n.prefix === '-' || sign === '-' ? `NOT (${sql})` : sql;
+      const set = this.term(n);
+      return n.prefix === '-' || sign === '-' ? combine('EXCEPT', [ALL, set]) : set;
     }
     const a = n as AstNode;
-    if (!a.left) return '1';
+    if (!a.left) return ALL;
     if (a.operator === IMPLICIT && a.start !== 'NOT') return this.clauses(a);
     let left = this.node(a.left);
-    if (a.start === 'NOT') left = `NOT (${left})`;
-    if (!a.right) return `(${left})`;
+    if (a.start === 'NOT') left = combine('EXCEPT', [ALL, left]);
+    if (!a.right) return left;
     const right = this.node(a.right);
     switch (a.operator) {
-      case 'AND': case '&&': return `(${left} AND ${right})`;
-      case 'AND NOT': return `(${left} AND NOT (${right}))`;
-      case 'OR NOT': return `(${left} OR NOT (${right}))`;
-      default: return `(${left} OR ${right})`; // OR, ||, implicit: Lucene's default operator
+      case 'AND': case '&&': return combine('INTERSECT', [left, right]);
+      case 'AND NOT': return combine('EXCEPT', [left, right]);
+      case 'OR NOT': return combine('UNION', [left, combine('EXCEPT', [ALL, right])]);
+      default: return combine('UNION', [left, right]); // OR, ||, implicit: Lucene's default operator
     }
   }
 
@@ -111,9 +124,8 @@ class Compiler {
       const sql = this.node(sign ? strip(c) : c);
       (sign === '+' ? must : sign === '-' ? not : should).push(sql);
     }
-    const parts = [...must, ...not.map((x) => `NOT (${x})`)];
-    if (must.length === 0 && should.length > 0) parts.push(`(${should.join(' OR ')})`);
-    return parts.length ? `(${parts.join(' AND ')})` : '1';
+    const base = must.length > 0 ? combine('INTERSECT', must) : should.length > 0 ? combine('UNION', should) : ALL;
+    return not.length > 0 ? combine('EXCEPT', [base, ...not]) : base;
   }
 
   /** The columns a field name searches; default field = every analyzed field (or _all with fullText). */
@@ -142,24 +154,24 @@ class Compiler {
   private term(n: TermNode): string {
     const at = n.termLocation?.start.offset;
     if (n.regex) throw bad('regular expressions are not supported', at);
-    if (n.field === '_exists_') return this.exists(unescape(n.term), at);
+    if (n.field === '_exists_') return rows(this.exists(unescape(n.term), at));
     const raw = n.term;
     const value = unescape(raw);
     const target = this.columns(n.field, at);
-    if ('json' in target) return `json_extract(d.doc, ${this.bind(target.json)}) = ${this.bind(numOr(value))}`;
-    if (!n.quoted && raw === '*') return `(${target.map((c) => `d.${c.col} IS NOT NULL`).join(' OR ') || '0'})`;
+    if ('json' in target) return rows(`json_extract(d.doc, ${this.bind(target.json)}) = ${this.bind(numOr(value))}`);
+    if (!n.quoted && raw === '*') return rows(`(${target.map((c) => `d.${c.col} IS NOT NULL`).join(' OR ') || '0'})`);
     const cmp = !n.quoted && /^(>=|<=|>|<)/.exec(value);
-    if (cmp) return this.compare(target, cmp[1]!, value.slice(cmp[1]!.length), at);
+    if (cmp) return rows(this.compare(target, cmp[1]!, value.slice(cmp[1]!.length), at));
     this.noteTerm(n.field, value.replace(/[*?]/g, ''));
     const parts: string[] = [];
     const fts = new Map<string, Column[]>();
     for (const c of target) {
       if (c.fts) fts.set(c.fts, [...(fts.get(c.fts) ?? []), c]);
-      else if (c.type === 'string') parts.push(!n.quoted && hasWildcard(raw) ? `d.${c.col} GLOB ${this.bind(glob(raw))}` : this.exact(c, '=', value));
-      else parts.push(this.typed(c, value, at));
+      else if (c.type === 'string') parts.push(rows(!n.quoted && hasWildcard(raw) ? `d.${c.col} GLOB ${this.bind(glob(raw))}` : this.exact(c, '=', value)));
+      else parts.push(rows(this.typed(c, value, at)));
     }
     for (const [g, cols] of fts) parts.push(this.fts(g, cols, n, raw, value));
-    return parts.length ? `(${parts.join(' OR ')})` : '0';
+    return parts.length ? combine('UNION', parts) : `${ALL} WHERE 0`;
   }
 
   private fts(group: string, cols: Column[], n: TermNode, raw: string, value: string): string {
@@ -167,7 +179,7 @@ class Compiler {
     if (!n.quoted && hasWildcard(raw) && !/^[^*?]*[^\\*?]\*$/.test(raw)) {
       // A wildcard inside a word: no index can answer it; a bounded scan of the text.
       const pat = `*${glob(raw).toLowerCase()}*`;
-      return `(${cols.map((c) => `lower(d.${c.col}) GLOB ${this.bind(pat)}`).join(' OR ')})`;
+      return rows(`(${cols.map((c) => `lower(d.${c.col}) GLOB ${this.bind(pat)}`).join(' OR ')})`);
     }
     let expr: string;
     if (!n.quoted && raw.endsWith('*')) expr = `${ftsString(unescape(raw.slice(0, -1)))} *`;
@@ -175,7 +187,7 @@ class Compiler {
       const words = value.split(/\s+/).filter(Boolean).map(ftsString);
       expr = `NEAR(${words.join(' ')}, ${Math.min(Math.max(0, Math.trunc(n.proximity)), 1000)})`;
     } else expr = ftsString(value);
-    return `d.id IN (SELECT rowid FROM fts_${group} WHERE fts_${group} MATCH ${this.bind(filter + expr)})`;
+    return `SELECT rowid AS id FROM fts_${group} WHERE fts_${group} MATCH ${this.bind(filter + expr)}`;
   }
 
   /** Equality (or comparison) on an exact column, including the mv table when the field was multi-valued. */

@@ -7,7 +7,7 @@ export interface ScrollState {
   account: string;
   repo: LogRepo;
   /** The compiled search, re-run page by page over a fixed snapshot (ids <= maxId). */
-  where: string;
+  set: string | undefined;
   params: Record<string, unknown>;
   order: string;
   /** Keyset paging on the default order (id DESC): the last id returned. */

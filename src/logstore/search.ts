@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { ApiError } from '../errors.ts';
 import { highlighter, type HighlightSpec } from './highlight.ts';
-import { compileQuery } from './query.ts';
+import { compileQuery, DEADLINE } from './query.ts';
 import type { LogRepo } from './repo.ts';
 import { parseKeepAlive, type ScrollCache, type ScrollState } from './scroll.ts';
 
@@ -30,18 +30,17 @@ export interface SearchAnswer {
 }
 
 /**
- * Time limit for statements: every compiled query calls pl_deadline() per
- * row it looks at, and the function throws once the limit passed (a
- * progress handler, which better-sqlite3 does not expose).
+ * Time limit for statements: compiled queries call pl_deadline() on about
+ * one scanned row in 1024 (query.ts DEADLINE), and it throws once the limit
+ * passed: a progress handler, which better-sqlite3 does not expose.
  */
 let deadline = Infinity;
-let ticks = 0;
 class QueryTimeout extends Error {}
 const armed = new WeakSet<Database.Database>();
 function arm(db: Database.Database): void {
   if (armed.has(db)) return;
   db.function('pl_deadline', { deterministic: false }, () => {
-    if ((++ticks & 1023) === 0 && Date.now() > deadline) throw new QueryTimeout('query time limit');
+    if (Date.now() > deadline) throw new QueryTimeout('query time limit');
     return 1;
   });
   armed.add(db);
@@ -91,9 +90,10 @@ function render(fields: string[] | undefined, hl: ReturnType<typeof highlighter>
     });
 }
 
-function page(repo: LogRepo, s: Pick<ScrollState, 'where' | 'params' | 'order' | 'lastId' | 'offset' | 'size' | 'maxId'>): Array<{ id: number; doc: string }> {
+function page(repo: LogRepo, s: Pick<ScrollState, 'set' | 'params' | 'order' | 'lastId' | 'offset' | 'size' | 'maxId'>): Array<{ id: number; doc: string }> {
   const keyset = s.lastId !== undefined ? ' AND d.id < ?' : '';
-  const sql = `SELECT d.id, d.doc FROM docs d WHERE pl_deadline() AND d.id <= ?${keyset} AND ${s.where} ORDER BY ${s.order} LIMIT ? OFFSET ?`;
+  const match = s.set === undefined ? '' : ` AND d.id IN (${s.set})`;
+  const sql = `SELECT d.id, d.doc FROM docs d WHERE ${DEADLINE} AND d.id <= ?${keyset}${match} ORDER BY ${s.order} LIMIT ? OFFSET ?`;
   const args = [s.maxId, ...(s.lastId !== undefined ? [s.lastId] : []), s.size, s.lastId !== undefined ? 0 : s.offset, s.params];
   return repo.db.prepare(sql).all(...args) as Array<{ id: number; doc: string }>;
 }
@@ -111,9 +111,10 @@ export function search(repo: LogRepo, account: string, p: SearchParams, scrolls:
   const draw = render(p.fields, hl);
   return bounded(repo, limitMs, () => {
     const maxId = (repo.db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
-    const total = (repo.db.prepare(`SELECT count(*) AS n FROM docs d WHERE pl_deadline() AND d.id <= ? AND ${q.where}`).get(maxId, q.params) as { n: number }).n;
+    const count = q.set === undefined ? 'SELECT count(*) AS n FROM docs WHERE id <= ?' : `SELECT count(*) AS n FROM (${q.set}) WHERE id <= ?`;
+    const total = (repo.db.prepare(count).get(maxId, q.params) as { n: number }).n;
     const defaultOrder = order === 'd.id DESC';
-    const state = { where: q.where, params: q.params, order, lastId: undefined, offset: p.from, size, maxId };
+    const state = { set: q.set, params: q.params, order, lastId: undefined, offset: p.from, size, maxId };
     const rows = page(repo, state);
     const answer: SearchAnswer = { total, partialSuccess: false, data: draw(rows) };
     if (keepAlive > 0) {
