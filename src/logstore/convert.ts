@@ -1,11 +1,11 @@
 import type { LogField, LogType } from './schema.ts';
 
-/** A document ready to insert: column values by path, the JSON kept for reads, multi-valued paths. */
+/** A document ready to insert: column values, the JSON kept for reads, multi-valued paths. */
 export interface Row {
-  /** Indexed value per flattened path (text for analyzed strings, ms for dates, 0/1 for booleans). */
-  values: Map<string, string | number | null>;
-  /** Paths holding several values, with the values (indexed through the mv table). */
-  multi: Map<string, Array<string | number>>;
+  /** Indexed value per column, in the repo's column order (text for analyzed strings, ms for dates, 0/1 for booleans). */
+  values: Array<string | number | null>;
+  /** Paths holding several values, with the values (indexed through the mv table); null when none. */
+  multi: Map<string, Array<string | number>> | null;
   /** The stored document: schema fields only, values as sent. */
   doc: Record<string, unknown>;
 }
@@ -51,14 +51,14 @@ export function scalar(type: LogType, v: unknown): string | number | { error: st
  * are dropped; null and empty arrays mean absent. Returns a Row or the
  * reason (naming the field) the document cannot be stored.
  */
-export function convertDoc(input: unknown, schema: readonly LogField[]): Row | { error: string } {
+export function convertDoc(input: unknown, schema: readonly LogField[], columns: ReadonlyMap<string, number>): Row | { error: string } {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return { error: 'a log must be a JSON object' };
-  const row: Row = { values: new Map(), multi: new Map(), doc: {} };
-  const err = walk(input as Record<string, unknown>, schema, '', row, row.doc);
+  const row: Row = { values: new Array<string | number | null>(columns.size).fill(null), multi: null, doc: {} };
+  const err = walk(input as Record<string, unknown>, schema, '', row, row.doc, columns);
   return err ? { error: err } : row;
 }
 
-function walk(src: Record<string, unknown>, schema: readonly LogField[], prefix: string, row: Row, out: Record<string, unknown>): string | undefined {
+function walk(src: Record<string, unknown>, schema: readonly LogField[], prefix: string, row: Row, out: Record<string, unknown>, columns: ReadonlyMap<string, number>): string | undefined {
   for (const f of schema) {
     const v = src[f.key];
     if (v === undefined || v === null) continue;
@@ -67,7 +67,7 @@ function walk(src: Record<string, unknown>, schema: readonly LogField[], prefix:
       if (typeof v !== 'object' || Array.isArray(v)) return `field "${path}": expected an object`;
       if (f.nested && f.nested.length > 0) {
         const child: Record<string, unknown> = {};
-        const e = walk(v as Record<string, unknown>, f.nested, `${path}.`, row, child);
+        const e = walk(v as Record<string, unknown>, f.nested, `${path}.`, row, child, columns);
         if (e) return e;
         out[f.key] = child;
       } else {
@@ -75,19 +75,27 @@ function walk(src: Record<string, unknown>, schema: readonly LogField[], prefix:
       }
       continue;
     }
-    const list = Array.isArray(v) ? v.filter((x) => x !== null) : [v];
-    if (list.length === 0) continue;
+    const col = columns.get(path) ?? -1;
+    if (!Array.isArray(v)) {
+      const c = scalar(f.valtype, v);
+      if (typeof c === 'object') return `field "${path}": ${c.error}`;
+      out[f.key] = v;
+      row.values[col] = c;
+      continue;
+    }
     const conv: Array<string | number> = [];
-    for (const x of list) {
+    for (const x of v) {
+      if (x === null) continue;
       const c = scalar(f.valtype, x);
       if (typeof c === 'object') return `field "${path}": ${c.error}`;
       conv.push(c);
     }
+    if (conv.length === 0) continue;
     out[f.key] = v;
-    if (conv.length === 1) row.values.set(path, conv[0] as string | number);
+    if (conv.length === 1) row.values[col] = conv[0]!;
     // Analyzed text of several values is indexed as one text; exact-match types go through the mv table.
-    else if (f.valtype === 'string' && (f.analyzer ?? 'standard') !== 'keyword') row.values.set(path, conv.join('\n'));
-    else row.multi.set(path, conv);
+    else if (f.valtype === 'string' && (f.analyzer ?? 'standard') !== 'keyword') row.values[col] = conv.join('\n');
+    else (row.multi ??= new Map()).set(path, conv);
   }
   return undefined;
 }

@@ -51,6 +51,8 @@ export class LogRepo {
   readonly db: Database.Database;
   def: RepoDef;
   columns: Column[] = [];
+  /** Column index per path (Row.values order). */
+  private colIndex = new Map<string, number>();
   private layout: Layout;
   private insertDoc!: Database.Statement;
   private insertFts: Array<{ table: string; stmt: Database.Statement; cols: Column[]; idx: number[] }> = [];
@@ -133,6 +135,7 @@ export class LogRepo {
 
   private prepare(): void {
     this.columns = this.plan(this.def);
+    this.colIndex = new Map(this.columns.map((c, i) => [c.path, i]));
     const names = this.columns.map((c) => c.col);
     this.insertDoc = this.db.prepare(`INSERT INTO docs (_t, doc${names.map((n) => `, ${n}`).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`);
     const groups = new Map<string, Column[]>();
@@ -152,7 +155,7 @@ export class LogRepo {
 
   /** Converts documents against the schema: rows in order, or the reason per document. */
   convert(docs: readonly unknown[]): Array<Row | { error: string }> {
-    return docs.map((d) => convertDoc(d, this.def.schema));
+    return docs.map((d) => convertDoc(d, this.def.schema, this.colIndex));
   }
 
   /**
@@ -161,22 +164,30 @@ export class LogRepo {
    * transaction so a redelivery after a crash is recognised.
    */
   insert(rows: readonly Row[], now: number, source?: { key: string; next: number }): void {
-    const all = this.def.fullText.enabled;
+    const allAt = this.def.fullText.enabled ? this.colIndex.get(ALL_FIELD) ?? -1 : -1;
+    const n = this.columns.length;
     this.db.transaction(() => {
-      const args: unknown[] = new Array(this.columns.length + 2);
+      const args: unknown[] = new Array(n + 2);
+      const ftsArgs = this.insertFts.map((f) => new Array<unknown>(f.idx.length + 1));
       for (const r of rows) {
         args[0] = now;
         args[1] = JSON.stringify(r.doc);
-        for (let i = 0; i < this.columns.length; i++) {
-          const c = this.columns[i]!;
-          args[i + 2] = c.path === ALL_FIELD && all ? allText(r) : r.values.get(c.path) ?? null;
+        if (allAt >= 0) r.values[allAt] = allText(r);
+        for (let i = 0; i < n; i++) args[i + 2] = r.values[i];
+        const id = this.insertDoc.run(args).lastInsertRowid;
+        for (let g = 0; g < this.insertFts.length; g++) {
+          const f = this.insertFts[g]!;
+          const a = ftsArgs[g]!;
+          let any = false;
+          a[0] = id;
+          for (let j = 0; j < f.idx.length; j++) {
+            const v = args[f.idx[j]!];
+            a[j + 1] = v;
+            if (v !== null) any = true;
+          }
+          if (any) f.stmt.run(a);
         }
-        const id = Number(this.insertDoc.run(args).lastInsertRowid);
-        for (const f of this.insertFts) {
-          const vals = f.idx.map((i) => args[i] ?? null);
-          if (vals.some((v) => v !== null)) f.stmt.run(id, ...vals);
-        }
-        for (const [path, values] of r.multi) {
+        if (r.multi) for (const [path, values] of r.multi) {
           if (!this.layout.multi.includes(path)) this.markMulti(path);
           for (const v of values) this.insertMv.run(path, v, id);
         }
@@ -216,7 +227,7 @@ export class LogRepo {
 
 function allText(r: Row): string | null {
   const parts: string[] = [];
-  for (const v of r.values.values()) if (typeof v === 'string') parts.push(v);
-  for (const vs of r.multi.values()) for (const v of vs) if (typeof v === 'string') parts.push(v);
+  for (const v of r.values) if (typeof v === 'string') parts.push(v);
+  if (r.multi) for (const vs of r.multi.values()) for (const v of vs) if (typeof v === 'string') parts.push(v);
   return parts.length ? parts.join('\n') : null;
 }
