@@ -134,3 +134,69 @@ describe('export outbound policy', () => {
     }
   });
 });
+
+describe('export batching and slow targets', () => {
+  it('keeps each request within the batch byte cap and 20,000 points, in log order, losing nothing', async () => {
+    const s = await startServer({ exportBatch: 50_000, exportBatchSize: '2KB' });
+    const rx = await startReceiver();
+    try {
+      const repo = await makeRepo(s);
+      const small = fresh('ex');
+      const lines = Array.from({ length: 200 }, (_, i) => `host=h${String(i).padStart(4, '0')}\tregion=${'r'.repeat(30)}`);
+      assert.equal((await push(s, repo, lines.join('\n'))).statusCode, 200);
+      assert.equal((await s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${small}`, body: { type: 'http', spec: { host: rx.host, uri: '/small' } } })).statusCode, 200);
+      await waitFor(async () => (await getExport(s, repo, small)).status.delivered.total === 200, 'delivery');
+      const reqs = rx.requests.filter((r) => r.url === '/small');
+      assert.ok(reqs.length >= 5, `${reqs.length} requests`);
+      for (const r of reqs) assert.ok(Buffer.byteLength(r.body) <= 2048, `${Buffer.byteLength(r.body)} bytes`);
+      assert.deepEqual(reqs.flatMap((r) => r.body.split('\n')), lines);
+    } finally {
+      await s.close();
+      await rx.close();
+    }
+    const s2 = await startServer({ exportBatch: 50_000, exportBatchSize: '64MB' });
+    const rx2 = await startReceiver();
+    try {
+      const repo = await makeRepo(s2);
+      const big = fresh('ex');
+      assert.equal((await push(s2, repo, Array.from({ length: 45_000 }, (_, i) => `host=${i}`).join('\n'))).statusCode, 200);
+      assert.equal((await s2.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${big}`, body: { type: 'http', spec: { host: rx2.host } } })).statusCode, 200);
+      await waitFor(async () => (await getExport(s2, repo, big)).status.delivered.total === 45_000, 'delivery');
+      const sizes = rx2.requests.map((r) => r.body.split('\n').length);
+      assert.ok(Math.max(...sizes) <= 20_000, String(sizes));
+      assert.equal(sizes.reduce((a, b) => a + b, 0), 45_000);
+    } finally {
+      await s2.close();
+      await rx2.close();
+    }
+  });
+
+  it('keeps pushes fast while the receiver hangs, and a PUT or DELETE does not wait for the hung request', async () => {
+    const s = await startServer();
+    const good = await startReceiver();
+    try {
+      const repo = await makeRepo(s);
+      const name = fresh('ex');
+      // A receiver that reads the request and never answers.
+      const { createServer } = await import('node:http');
+      const sink = createServer(() => {});
+      await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
+      const port = (sink.address() as { port: number }).port;
+      assert.equal((await s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${name}`, body: { type: 'http', spec: { host: `127.0.0.1:${port}` } } })).statusCode, 200);
+      const t0 = Date.now();
+      for (let i = 0; i < 20; i++) assert.equal((await push(s, repo, `host=p${i}`)).statusCode, 200);
+      assert.ok(Date.now() - t0 < 5000, `20 pushes took ${Date.now() - t0} ms`);
+      await waitFor(async () => (await getExport(s, repo, name)).status.lag.points === 20, 'lag');
+      const t1 = Date.now();
+      assert.equal((await s.call({ method: 'PUT', url: `/v2/repos/${repo}/exports/${name}`, body: { spec: { host: good.host, uri: '/good' } } })).statusCode, 200);
+      assert.ok(Date.now() - t1 < 2000, `PUT took ${Date.now() - t1} ms`);
+      await waitFor(() => good.lines().length === 20, 'delivery to the new target');
+      assert.deepEqual(good.lines(), Array.from({ length: 20 }, (_, i) => `host=p${i}`));
+      sink.closeAllConnections();
+      sink.close();
+    } finally {
+      await s.close();
+      await good.close();
+    }
+  });
+});

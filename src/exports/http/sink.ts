@@ -80,11 +80,13 @@ export class HttpSink implements Sink {
         await res.body.dump();
         return;
       }
-      text = (await res.body.text().catch(() => '')).slice(0, 300);
+      text = await head(res.body, 300);
     } catch (err) {
       if (signal.aborted) throw err;
       const denied = findDenied(err);
       if (denied) throw new HttpTargetError(denied.message, { cause: err });
+      // A certificate the system does not trust will not fix itself by retrying soon: report it as a target error.
+      if (TLS_CERT_CODES.has((err as NodeJS.ErrnoException).code ?? '')) throw new HttpTargetError(`POST ${this.spec.url.href}: ${(err as Error).message}`, { cause: err });
       if (err instanceof undiciErrors.UndiciError || (err as NodeJS.ErrnoException).code) {
         throw new RetryableSinkError(`POST ${this.spec.url.href}: ${(err as Error).message}`, { cause: err });
       }
@@ -106,6 +108,26 @@ export class HttpSink implements Sink {
     this.closed = true;
     await this.agent.close().catch(() => this.agent.destroy());
   }
+}
+
+const TLS_CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The first `max` characters of a response body; the rest is discarded without buffering it. */
+async function head(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number): Promise<string> {
+  let text = '';
+  try {
+    for await (const chunk of body) {
+      text += chunk.toString('utf8', 0, Math.min(chunk.length, max - text.length));
+      if (text.length >= max) break;
+    }
+  } catch {
+    // an error body that breaks off still leaves the status to report
+  }
+  body.destroy();
+  return text;
 }
 
 function findDenied(err: unknown): OutboundDeniedError | undefined {

@@ -42,3 +42,10 @@ export function fitBytes(lines: readonly string[], maxBytes: number): number {
   }
   return lines.length;
 }
+
+/** Total characters of `lines` (about their UTF-8 bytes for mostly-ASCII data). */
+export function lineChars(lines: readonly string[]): number {
+  let total = 0;
+  for (const l of lines) total += l.length;
+  return total;
+}
