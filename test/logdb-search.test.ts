@@ -158,6 +158,14 @@ describe('LogDB v5 search', () => {
     await fails('ts:[yesterday TO now]', 'E8202', /RFC 3339/);
     await fails('ok:maybe', 'E8202', /true or false/);
     await fails('msg:/up.*/', 'E8202', /regular expressions/);
+    // The longest queries allowed either run or are refused as too complex, never a 500.
+    for (const op of [' OR ', ' AND ', ' ']) {
+      const big = Array.from({ length: 500 }, (_, i) => `status:${i}`).join(op).slice(0, 4096).replace(/\s+\S*$/, '');
+      const res = await queryLog({ s }, repo, { q: big });
+      assert.ok(res.statusCode === 200 || logdbCode(res) === 'E8202', `${op}: ${res.statusCode} ${res.body.slice(0, 200)}`);
+    }
+    await fails('('.repeat(3000) + 'a' + ')'.repeat(3000), 'E8202', /at most 4096|nests too deeply/);
+    await fails('x'.repeat(5000), 'E8202', /at most 4096/);
     for (const [p, code] of [[{ sort: 'nosuch:desc' }, 'E8205'], [{ sort: 'status:up' }, 'E8205'], [{ size: 10_001 }, 'E8204'], [{ from: 9_995, size: 10 }, 'E8203'], [{ scroll: 'forever' }, 'E8201']] as const) {
       const res = await queryLog({ s }, repo, p);
       assert.equal(res.statusCode, 400, JSON.stringify(p));

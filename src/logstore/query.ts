@@ -32,6 +32,8 @@ type Ast = AstNode | TermNode | RangeNode;
 const DAY = 86_400_000;
 const IMPLICIT = '<implicit>';
 const SEGMENT = /^[A-Za-z0-9_]+$/;
+/** Longest query string (longer ones are E8202). */
+const MAX_QUERY = 4096;
 /** Calls the time-limit check on about one scanned row in 1024 (a JS call per row would cost more than the scan). */
 export const DEADLINE = '((d.id & 1023) != 0 OR pl_deadline())';
 const ALL = 'SELECT id FROM docs';
@@ -57,10 +59,12 @@ export function compileQuery(q: string, repo: LogRepo): CompiledQuery {
   const out: CompiledQuery = { set: undefined, params: {}, terms: new Map() };
   const text = q.trim();
   if (text === '' || text === '*' || text === '*:*') return out;
+  if (text.length > MAX_QUERY) throw bad(`a query is at most ${MAX_QUERY} characters`);
   let ast: Ast;
   try {
     ast = lucene.parse(text) as Ast;
   } catch (err) {
+    if (err instanceof RangeError) throw bad('the query nests too deeply');
     const e = err as { message: string; location?: { start: { offset: number } } };
     throw bad(e.message, e.location?.start.offset);
   }
@@ -276,9 +280,8 @@ function strip(n: Ast): Ast {
 
 function one(target: Column[], at?: number): Column {
   if (target.length !== 1) throw bad('comparisons and ranges need a field (field:[a TO b], field:>n)', at);
-  const c = target[0]!;
-  if (c.fts && c.type === 'string') return c; // text ranges compare the raw value
-  return c;
+  // Text fields compare the raw value (ranges over analyzed text are lexicographic).
+  return target[0]!;
 }
 
 function toMs(v: string): number | undefined {

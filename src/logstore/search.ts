@@ -54,6 +54,10 @@ export function bounded<T>(repo: LogRepo, limitMs: number, fn: () => T): T {
     return fn();
   } catch (err) {
     if (err instanceof QueryTimeout) throw new ApiError('E8210', `stopped after ${limitMs} ms; narrow the query or the time range`);
+    // SQLite's own limits (compound SELECT terms, expression depth) reached by a big query.
+    if (err instanceof Error && /too many terms|too large|too deep|stack overflow|too many SQL variables/i.test(err.message)) {
+      throw new ApiError('E8202', `the query is too complex (${err.message})`);
+    }
     throw err;
   } finally {
     deadline = Infinity;
