@@ -10,6 +10,8 @@ export interface ScrollState {
   set: string | undefined;
   params: Record<string, unknown>;
   order: string;
+  /** Sorted pages read the (few) matches rather than walking the sort index. */
+  drive: boolean;
   /** Keyset paging on the default order (id DESC): the last id returned. */
   lastId: number | undefined;
   offset: number;

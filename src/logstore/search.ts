@@ -64,6 +64,9 @@ export function bounded<T>(repo: LogRepo, limitMs: number, fn: () => T): T {
   }
 }
 
+/** Newest first: the order without `sort`, and every sort's tie-breaker. */
+const DEFAULT_ORDER = 'd.id DESC';
+
 /** `f1:asc,f2:desc` -> ORDER BY over columns (E8205 for unknown fields). */
 export function orderBy(repo: LogRepo, sort: string): string {
   const parts: string[] = [];
@@ -75,7 +78,7 @@ export function orderBy(repo: LogRepo, sort: string): string {
     if (!c || c.dynamic) throw new ApiError('E8205', `cannot sort by "${field}": not a field of the repo schema`);
     parts.push(`d.${c.col} ${d.toUpperCase()}`);
   }
-  parts.push('d.id DESC');
+  parts.push(DEFAULT_ORDER);
   return parts.join(', ');
 }
 
@@ -94,11 +97,34 @@ function render(fields: string[] | undefined, hl: ReturnType<typeof highlighter>
     });
 }
 
-function page(repo: LogRepo, s: Pick<ScrollState, 'set' | 'params' | 'order' | 'lastId' | 'offset' | 'size' | 'maxId'>): Array<{ id: number; doc: string }> {
-  const keyset = s.lastId !== undefined ? ' AND d.id < ?' : '';
-  const match = s.set === undefined ? '' : ` AND d.id IN (${s.set})`;
-  const sql = `SELECT d.id, d.doc FROM docs d WHERE ${DEADLINE} AND d.id <= ?${keyset}${match} ORDER BY ${s.order} LIMIT ? OFFSET ?`;
-  const args = [s.maxId, ...(s.lastId !== undefined ? [s.lastId] : []), s.size, s.lastId !== undefined ? 0 : s.offset, s.params];
+/** Largest match count for which a sorted page reads the matches instead of walking the sort index. */
+const DRIVE_FROM_MATCHES = 50_000;
+
+/**
+ * One page. Default order (newest first): the id set itself is ordered and
+ * cut (FTS5 walks its rowids backwards and stops early). Sorted by a field:
+ * few matches are read and sorted (`drive`), many matches walk the field's
+ * index in order and stop after the page.
+ */
+function page(repo: LogRepo, s: Pick<ScrollState, 'set' | 'params' | 'order' | 'lastId' | 'offset' | 'size' | 'maxId' | 'drive'>): Array<{ id: number; doc: string }> {
+  const keyset = s.lastId !== undefined ? ' AND id < ?' : '';
+  const bounds = [s.maxId, ...(s.lastId !== undefined ? [s.lastId] : [])];
+  const limit = [s.size, s.lastId !== undefined ? 0 : s.offset];
+  let sql: string;
+  let args: unknown[];
+  if (s.set !== undefined && s.order === DEFAULT_ORDER) {
+    sql = `SELECT d.id, d.doc FROM docs d WHERE d.id IN (SELECT id FROM (${s.set}) WHERE id <= ?${keyset} ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY d.id DESC`;
+    args = [...bounds, ...limit, s.params];
+  } else if (s.set !== undefined && s.drive) {
+    // Sort ids and keys only; the stored documents of the page are read after the cut.
+    const ids = `SELECT d.id FROM (SELECT id FROM (${s.set}) WHERE id <= ?${keyset}) m CROSS JOIN docs d ON d.id = m.id WHERE ${DEADLINE} ORDER BY ${s.order} LIMIT ? OFFSET ?`;
+    sql = `SELECT d.id, d.doc FROM docs d WHERE d.id IN (${ids}) ORDER BY ${s.order}`;
+    args = [...bounds, ...limit, s.params];
+  } else {
+    const match = s.set === undefined ? '' : ` AND d.id IN (${s.set})`;
+    sql = `SELECT d.id, d.doc FROM docs d WHERE ${DEADLINE} AND d.id <= ?${keyset.replace('id', 'd.id')}${match} ORDER BY ${s.order} LIMIT ? OFFSET ?`;
+    args = [...bounds, ...limit, s.params];
+  }
   return repo.db.prepare(sql).all(...args) as Array<{ id: number; doc: string }>;
 }
 
@@ -117,8 +143,9 @@ export function search(repo: LogRepo, account: string, p: SearchParams, scrolls:
     const maxId = (repo.db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
     const count = q.set === undefined ? 'SELECT count(*) AS n FROM docs WHERE id <= ?' : `SELECT count(*) AS n FROM (${q.set}) WHERE id <= ?`;
     const total = (repo.db.prepare(count).get(maxId, q.params) as { n: number }).n;
-    const defaultOrder = order === 'd.id DESC';
-    const state = { set: q.set, params: q.params, order, lastId: undefined, offset: p.from, size, maxId };
+    const defaultOrder = order === DEFAULT_ORDER;
+    const drive = q.set !== undefined && !defaultOrder && total <= Math.max(DRIVE_FROM_MATCHES, maxId / 10);
+    const state = { set: q.set, params: q.params, order, lastId: undefined, offset: p.from, size, maxId, drive };
     const rows = page(repo, state);
     const answer: SearchAnswer = { total, partialSuccess: false, data: draw(rows) };
     if (keepAlive > 0) {
@@ -144,7 +171,7 @@ export function scrollNext(repo: LogRepo, account: string, body: { scroll_id?: u
   if (typeof body.scroll === 'string' && body.scroll !== '') s.expires = now + parseKeepAlive(body.scroll);
   const rows = bounded(repo, limitMs, () => page(repo, s));
   s.offset += rows.length;
-  if (s.order === 'd.id DESC' && rows.length > 0) s.lastId = rows.at(-1)!.id;
+  if (s.order === DEFAULT_ORDER && rows.length > 0) s.lastId = rows.at(-1)!.id;
   const answer: SearchAnswer = { scroll_id: body.scroll_id, total: s.total, partialSuccess: false, data: s.render(rows) };
   if (rows.length < s.size || s.offset >= s.total) {
     scrolls.close(body.scroll_id);
