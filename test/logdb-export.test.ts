@@ -26,14 +26,14 @@ describe('logdb export sink', () => {
   before(async () => { s = await startServer(); });
   after(async () => { await s.close(); });
 
-  async function setup(spec: Record<string, unknown>, account = 'alice'): Promise<{ sink: Sink; batch: (from: number, text: string) => ExportBatch; spec: Record<string, unknown> }> {
-    const name = await makeRepo(s, fresh('src'), SOURCE);
+  async function setup(spec: Record<string, unknown>, account = 'alice', names: { repo?: string; exportName?: string } = {}): Promise<{ sink: Sink; batch: (from: number, text: string) => ExportBatch; spec: Record<string, unknown> }> {
+    const name = await makeRepo(s, names.repo ?? fresh('src'), SOURCE);
     const repo = s.ctx.repos.must(account, name);
     const schema = s.ctx.repos.compiled(account, repo);
     const kind = sinkKind('logDB');
     assert.equal(kind, logdbSink, 'type logDB resolves case-insensitively');
     const valid = await kind.validate(spec, { account, repo, config: s.config });
-    const sink = kind.create(valid, { account, exportName: fresh('exp'), repo, schema, config: s.config, log: s.app.log, now: Date.now });
+    const sink = kind.create(valid, { account, exportName: names.exportName ?? fresh('exp'), repo, schema, config: s.config, log: s.app.log, now: Date.now });
     const batch = (from: number, text: string): ExportBatch => {
       const lines = parsePoints(text, schema);
       return { from, lines, times: lines.map(() => Date.now()), points: () => lines.map((l) => decodeLine(l, schema)) };
@@ -129,6 +129,18 @@ describe('logdb export sink', () => {
     assert.equal(again.ackedThrough, 6);
     const hosts = json<{ data: Array<{ h: string }> }>(await queryLog({ s }, dest, { size: 100, sort: 'h' })).data.map((d) => d.h);
     assert.deepEqual(hosts, ['h0', 'h1', 'h2', 'h3', 'h4', 'h5']);
+  });
+
+  it('indexes the offsets of a source repo created again under the same name', async () => {
+    const dest = fresh('dest').toLowerCase();
+    const repo = fresh('again');
+    const first = await setup({ destRepoName: dest, doc: { h: '#host' } }, 'alice', { repo, exportName: 'e' });
+    await first.sink.deliver(first.batch(0, [line({ host: 'old0' }), line({ host: 'old1' })].join('\n')), new AbortController().signal);
+    assert.equal((await s.call({ method: 'DELETE', url: `/v2/repos/${repo}` })).statusCode, 200);
+    const second = await setup({ destRepoName: dest, doc: { h: '#host' } }, 'alice', { repo, exportName: 'e' });
+    await second.sink.deliver(second.batch(0, line({ host: 'new0' })), new AbortController().signal);
+    const hosts = json<{ data: Array<{ h: string }> }>(await queryLog({ s }, dest, { sort: 'h' })).data.map((d) => d.h);
+    assert.deepEqual(hosts, ['new0', 'old0', 'old1']);
   });
 
   it('previews documents without writing them', async () => {

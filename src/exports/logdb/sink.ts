@@ -66,7 +66,8 @@ class LogDbSink implements Sink {
     this.dest = destName(spec);
     this.mapping = parseMapping(spec.doc, ctx.repo.schema);
     this.omitEmpty = spec.omitEmpty === true;
-    this.key = `export:${ctx.repo.name}/${ctx.exportName}`;
+    // The source repo's uid, not its name: a repo deleted and created again restarts at offset 0.
+    this.key = `export:${ctx.repo.uid}/${ctx.exportName}`;
   }
 
   private render(batch: ExportBatch, skipBelow: number): { rows: Row[]; docs: Array<Record<string, unknown>>; rejected: Rejected[] } {
