@@ -62,6 +62,8 @@ export class LogRepo {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    // Query sets (INTERSECT/UNION temp b-trees, materialised matches) stay in memory.
+    this.db.pragma('temp_store = MEMORY');
     this.db.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS docs (id INTEGER PRIMARY KEY, _t INTEGER NOT NULL, doc TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS docs_t ON docs(_t);

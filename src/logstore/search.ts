@@ -141,12 +141,21 @@ export function search(repo: LogRepo, account: string, p: SearchParams, scrolls:
   const draw = render(p.fields, hl);
   return bounded(repo, limitMs, () => {
     const maxId = (repo.db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
+    // A compound set (AND/OR/NOT) is computed once into a temporary table for the count and the page.
+    const once = keepAlive === 0 && q.set !== undefined && /\b(INTERSECT|UNION|EXCEPT)\b/.test(q.set);
+    if (once) {
+      repo.db.exec('CREATE TEMP TABLE IF NOT EXISTS pl_matches (id INTEGER PRIMARY KEY); DELETE FROM temp.pl_matches');
+      repo.db.prepare(`INSERT INTO temp.pl_matches SELECT id FROM (${q.set}) WHERE id <= ?`).run(maxId, q.params);
+      q.set = 'SELECT id FROM temp.pl_matches';
+      q.params = {};
+    }
     const count = q.set === undefined ? 'SELECT count(*) AS n FROM docs WHERE id <= ?' : `SELECT count(*) AS n FROM (${q.set}) WHERE id <= ?`;
     const total = (repo.db.prepare(count).get(maxId, q.params) as { n: number }).n;
     const defaultOrder = order === DEFAULT_ORDER;
     const drive = q.set !== undefined && !defaultOrder && total <= Math.max(DRIVE_FROM_MATCHES, maxId / 10);
     const state = { set: q.set, params: q.params, order, lastId: undefined, offset: p.from, size, maxId, drive };
     const rows = page(repo, state);
+    if (once) repo.db.exec('DELETE FROM temp.pl_matches');
     const answer: SearchAnswer = { total, partialSuccess: false, data: draw(rows) };
     if (keepAlive > 0) {
       const last = rows.at(-1);
