@@ -107,6 +107,12 @@ describe('logdb export sink', () => {
     assert.deepEqual(all.data.map((d) => d.host), ['a']);
     const schema = json<{ schema: Array<{ key: string; valtype: string }> }>(await s.call({ method: 'GET', url: `/v5/repos/${dest}` })).schema;
     assert.deepEqual(schema.map((f) => `${f.key}:${f.valtype}`), ['when:date', 'host:string', 'js:object'], 'a mapped field missing from the log repo is added');
+    // The same through the direct path for scalar-only mappings.
+    const flat = await setup({ destRepoName: dest, doc: { when: '#when', host: '#host' } });
+    const res2 = await flat.sink.deliver(flat.batch(0, [line({ host: 'e', when: '2024-01-02T00:00:00+08:00' }), line({ host: 'f', when: 'noon' })].join('\n')), new AbortController().signal);
+    assert.deepEqual(res2.rejected.map((r) => r.offset), [1]);
+    assert.match(res2.rejected[0]!.error, /field "when": expected an RFC 3339 date/);
+    assert.deepEqual(json<{ data: Array<{ host: string }> }>(await queryLog({ s }, dest, { sort: 'host' })).data.map((d) => d.host), ['a', 'e']);
   });
 
   it('drops records with no mapped value when omitEmpty is true, and stores them empty otherwise', async () => {

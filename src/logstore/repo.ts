@@ -150,6 +150,11 @@ export class LogRepo {
     }));
   }
 
+  /** The index of a path's column in Row.values (-1 when none). */
+  columnIndex(path: string): number {
+    return this.colIndex.get(path) ?? -1;
+  }
+
   /** Whether a path ever held several values. */
   isMulti(path: string): boolean {
     return this.layout.multi.includes(path);

@@ -2,6 +2,7 @@ import { ApiError } from '../../errors.ts';
 import type { Row } from '../../logstore/convert.ts';
 import { valueAt } from '../shared/fields.ts';
 import { RetryableSinkError, type DeliveryResult, type ExportBatch, type Rejected, type Sink, type SinkContext, type SinkKind } from '../shared/sink.ts';
+import { Bad, flatPlan, flatRow } from './flat.ts';
 import { destName, ensureRepo, parseMapping, store, type Mapping } from './spec.ts';
 
 /** Every `.` in the keys of a jsonstring object becomes `_` (official-extensions 1.9), at any depth. */
@@ -11,11 +12,6 @@ function underscoreKeys(v: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k.replaceAll('.', '_')] = underscoreKeys(x);
   return out;
-}
-
-/** Why a record cannot become a log document (a class, so a user value named "error" is never taken for one). */
-export class Bad {
-  constructor(readonly error: string) {}
 }
 
 /** A source value as the log repo takes it, or Bad. */
@@ -76,15 +72,16 @@ class LogDbSink implements Sink {
     const rows: Row[] = [];
     const docs: Array<Record<string, unknown>> = [];
     const rejected: Rejected[] = [];
+    const plan = flatPlan(this.mapping, repo);
     for (let i = 0; i < points.length; i++) {
       const offset = batch.from + i;
       if (offset < skipBelow) continue;
-      let doc = toDoc(this.mapping, points[i]!);
-      if (doc === 'empty') {
-        if (this.omitEmpty) continue;
-        doc = {};
-      }
-      const row = doc instanceof Bad ? doc : repo.convert([doc])[0]!;
+      const made = plan ? flatRow(plan, points[i]!) : toDoc(this.mapping, points[i]!);
+      if (made === 'empty' && this.omitEmpty) continue;
+      let row: Row | Bad | { error: string };
+      if (made === 'empty') row = repo.convert([{}])[0]!;
+      else if (made instanceof Bad || plan) row = made as Row | Bad;
+      else row = repo.convert([made])[0]!;
       if (row instanceof Bad || 'error' in row) rejected.push({ offset, error: row.error as string });
       else {
         rows.push(row);
