@@ -200,3 +200,65 @@ describe('export batching and slow targets', () => {
     }
   });
 });
+
+describe('export configuration and schema changes', () => {
+  it('refuses bad outbound CIDRs and retry bounds at start, all problems together', async () => {
+    const { loadConfig, ConfigError } = await import('../src/config.ts');
+    assert.throws(() => loadConfig({}, { exportDeny: '10.0.0.0/33,nonsense', exportAllow: '::1/129', exportRetryMin: '5s', exportRetryMax: '1s' }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      const text = err.problems.join('\n');
+      for (const bad of ['10.0.0.0/33', 'nonsense', '::1/129', 'exportRetryMax']) assert.match(text, new RegExp(bad.replace(/[.*/]/g, '\\$&')));
+      return true;
+    });
+    const ok = loadConfig({}, { exportDeny: '127.0.0.1, fe80::/10' });
+    assert.deepEqual(ok.exportOutbound.deny, ['127.0.0.1', 'fe80::/10']);
+  });
+
+  it('converts fields added to the repo schema with their types once the schema grows', async () => {
+    const s = await startServer();
+    const rx = await startReceiver();
+    try {
+      const repo = await makeRepo(s);
+      const name = fresh('ex');
+      assert.equal((await s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${name}`, body: { type: 'http', spec: { host: rx.host, format: 'json' } } })).statusCode, 200);
+      assert.equal((await push(s, repo, 'host=a\tlatency=1')).statusCode, 200);
+      await waitFor(() => rx.lines().length === 1, 'the first point');
+      const schema = [...(await import('./helpers.ts')).SIMPLE_SCHEMA, { key: 'bytes', valtype: 'long' }];
+      assert.equal((await s.call({ method: 'PUT', url: `/v2/repos/${repo}`, body: { schema } })).statusCode, 200);
+      assert.equal((await push(s, repo, 'host=b\tbytes=42')).statusCode, 200);
+      await waitFor(() => rx.lines().length === 2, 'the second point');
+      assert.deepEqual(rx.lines(), ['{"host":"a","latency":1}', '{"host":"b","bytes":42}']);
+    } finally {
+      await s.close();
+      await rx.close();
+    }
+  });
+});
+
+describe('export restarts', () => {
+  it('resumes after a clean restart from the committed offset with its counters, sending nothing twice', async () => {
+    const { tmpDir } = await import('./helpers.ts');
+    const dir = tmpDir();
+    const rx = await startReceiver();
+    const s1 = await startServer({}, dir);
+    const repo = await makeRepo(s1);
+    const name = fresh('ex');
+    assert.equal((await push(s1, repo, 'host=a\nhost=b')).statusCode, 200);
+    assert.equal((await s1.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${name}`, body: { type: 'http', whence: 'oldest', spec: { host: rx.host } } })).statusCode, 200);
+    await waitFor(() => rx.lines().length === 2, 'delivery');
+    await s1.app.close(); // keeps the data dir
+    const s2 = await startServer({}, dir);
+    try {
+      assert.equal((await push(s2, repo, 'host=c')).statusCode, 200);
+      await waitFor(() => rx.lines().length === 3, 'delivery after the restart');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(rx.lines(), ['host=a', 'host=b', 'host=c']);
+      const one = await getExport(s2, repo, name);
+      assert.equal(one.whence, 'oldest');
+      assert.equal(one.status.delivered.total, 3);
+    } finally {
+      await s2.close();
+      await rx.close();
+    }
+  });
+});

@@ -5,17 +5,14 @@
  * NODE_EXTRA_CA_CERTS naming it delivers over https.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { request } from 'undici';
-import { AK, SK, fresh, makeRepo, push, signRequest, startServer, tmpDir } from './helpers.ts';
-import { getExport, waitFor } from './exports-helpers.ts';
-
-const ROOT = new URL('..', import.meta.url).pathname;
+import { fresh, makeRepo, push, startServer, tmpDir } from './helpers.ts';
+import { getExport, spawnServer, waitFor } from './exports-helpers.ts';
 
 describe('https export targets', () => {
   const dir = tmpDir();
@@ -62,28 +59,9 @@ describe('https export targets', () => {
 
   it('delivers over https when the certificate is trusted (real server process with NODE_EXTRA_CA_CERTS)', async () => {
     const data = tmpDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: cert, PIPELINE_PORT: '0', PIPELINE_DATA_DIR: data, PIPELINE_ACCESS_KEY: AK, PIPELINE_SECRET_KEY: SK },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    const { child, exited, call, base } = spawnServer(data, { NODE_EXTRA_CA_CERTS: cert });
     try {
-      const base = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /listening at (http:\/\/[^"\s]+)/.exec(out);
-          if (m) resolve(m[1] as string);
-        });
-        void exited.then(() => reject(new Error(`server exited: ${out}`)));
-      });
-      const call = async (method: string, p: string, body: string, ct: string) => {
-        const headers: Record<string, string> = { date: new Date().toUTCString(), 'content-type': ct };
-        headers.authorization = `Pandora ${AK}:${signRequest(SK, method, p, headers)}`;
-        const res = await request(base + p, { method: method as 'POST', headers, body });
-        return { status: res.statusCode, body: await res.body.text() };
-      };
+      await base;
       assert.equal((await call('POST', '/v2/repos/tls', JSON.stringify({ region: 'nb', schema: [{ key: 'host', valtype: 'string' }] }), 'application/json')).status, 200);
       assert.equal((await call('POST', '/v2/repos/tls/data', 'host=secure1\nhost=secure2', 'text/plain')).status, 200);
       assert.equal((await call('POST', '/v2/repos/tls/exports/out', JSON.stringify({ type: 'http', spec: { host, uri: '/trusted' } }), 'application/json')).status, 200);

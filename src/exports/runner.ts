@@ -41,6 +41,8 @@ export interface ExportProgress {
 export const exportConsumer = (row: Pick<ExportRow, 'repo' | 'name'>): string => `export:${row.repo}/${row.name}`;
 
 const TICK_MS = 1000;
+/** Longest close() waits for a sink to give up its batch in flight. */
+const CLOSE_WAIT_MS = 15_000;
 /** Longest time an acked offset stays without fsync (power-cut redelivery bound). */
 const DURABLE_MS = 1000;
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -98,7 +100,14 @@ export class ExportRunner {
   async close(): Promise<void> {
     this.ctrl.abort();
     this.wake();
-    await this.loop;
+    // A sink that ignores the abort must not hang shutdown or a PUT; whatever it commits later is still an acked offset.
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      this.loop?.then(() => false),
+      new Promise<boolean>((r) => { timer = setTimeout(() => r(true), CLOSE_WAIT_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (gaveUp) this.deps.log.error({ export: this.label }, `export sink did not stop within ${CLOSE_WAIT_MS} ms`);
     this.loop = undefined;
     this.state = 'stopped';
   }
@@ -116,15 +125,42 @@ export class ExportRunner {
     return `${this.row.repo}/${this.row.name}`;
   }
 
+  /**
+   * Runs sessions until closed: a session ends with an error (sink creation,
+   * the log, a dead-letter repo that cannot be written; retried with backoff)
+   * or when the repo's schema changed (the sink is rebuilt with the new one
+   * and reading resumes from the committed offset).
+   */
   private async run(signal: AbortSignal): Promise<void> {
+    let attempt = 0;
+    while (!signal.aborted) {
+      let failure: unknown;
+      try {
+        await this.session(signal);
+        attempt = 0;
+      } catch (err) {
+        failure = err;
+      }
+      if (signal.aborted || failure === undefined) continue;
+      attempt++;
+      this.failed(failure);
+      const delay = backoffDelay(attempt, this.deps.backoff);
+      this.nextRetry = this.deps.clock.now() + delay;
+      await this.deps.clock.sleep(delay, signal);
+      this.nextRetry = null;
+    }
+  }
+
+  private async session(signal: AbortSignal): Promise<void> {
     const { meta, repos } = this.deps;
     const repo = meta.getRepo(this.account, this.row.repo);
-    if (!repo) return;
+    if (!repo) throw new Error(`repo ${this.row.repo} does not exist`);
     const log = await repos.log(this.account, repo);
     const schema = repos.compiled(this.account, repo);
     const off = meta.getOffset(this.account, exportConsumer(this.row));
     this.committed = off?.nextOffset ?? log.startOffset();
-    this.progress = { ...this.progress, ...(off?.state as Partial<ExportProgress> | undefined) };
+    const stored = (off?.state ?? {}) as Partial<ExportProgress>;
+    for (const k of ['delivered', 'deadLettered', 'omitted', 'skipped'] as const) this.progress[k] = Math.max(this.progress[k], stored[k] ?? 0);
     const sink = this.kind.create(this.row.spec, {
       account: this.account, exportName: this.row.name, repo, schema, config: this.deps.config, log: this.deps.log, now: () => this.deps.clock.now(),
     });
@@ -144,6 +180,8 @@ export class ExportRunner {
     const { capacity, limits, clock } = this.deps;
     let readPos = this.committed;
     let pending: ExportBatch | undefined;
+    /** The target's answer for `pending`, kept while its dead letters are retried. */
+    let delivered: DeliveryResult | undefined;
     let attempt = 0;
     let lastTick = clock.now();
     /** Characters per stored line, measured on the last batch; the first read is a small probe. */
@@ -172,6 +210,8 @@ export class ExportRunner {
           await this.idle(sink.tick ? Math.min(TICK_MS, this.deps.idlePollMs) : this.deps.idlePollMs, signal);
           continue;
         }
+        // A grown schema rebuilds the sink (new fields convert with their types); the session restarts.
+        if (this.deps.meta.getRepo(this.account, repo.name)?.updateTime !== repo.updateTime) return;
         const r = prefetch?.at === readPos ? await prefetch.read : await log.read(readPos, readCount());
         prefetch = undefined;
         if (r.from > readPos) this.progress.skipped += r.from - readPos;
@@ -191,12 +231,14 @@ export class ExportRunner {
       }
       // The group's slot is held only while the batch is delivered, not while waiting for data or a retry.
       const release = await capacity.slots(this.account, repo.group).acquire();
-      let result: DeliveryResult | undefined;
+      let done = false;
       let failure: unknown;
       try {
         if (!signal.aborted) {
-          result = await this.deliverAll(sink, pending, schema, signal);
-          await this.handleRejected(repo, pending, result);
+          // A batch the target took is not sent again when only its dead letters failed to be written.
+          delivered ??= await this.deliverAll(sink, pending, schema, signal);
+          await this.handleRejected(repo, pending, delivered);
+          done = true;
         }
       } catch (err) {
         failure = err;
@@ -204,7 +246,8 @@ export class ExportRunner {
         release();
       }
       if (signal.aborted) break;
-      if (!result) {
+      const result = delivered;
+      if (!done || !result) {
         attempt++;
         this.failed(failure);
         const delay = backoffDelay(attempt, this.deps.backoff, failure instanceof RetryableSinkError ? failure.retryAfterMs : undefined);
@@ -222,6 +265,7 @@ export class ExportRunner {
       this.state = 'running';
       readPos = pending.from + n;
       pending = undefined;
+      delivered = undefined;
       this.commit(repo, result.ackedThrough);
     }
   }
