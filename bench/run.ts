@@ -16,10 +16,15 @@ import { fileURLToPath } from 'node:url';
 import { exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload } from './exports-http.ts';
 import { kodoExportWorkload } from './exports-kodo.ts';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
+import { logstoreEnginesWorkload, logstoreWorkload } from './logstore.ts';
 import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions, type Workload, type WorkloadResult } from './lib.ts';
 import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
-const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, kodoExportWorkload];
+const WORKLOADS: Workload[] = [
+  ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload,
+  exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, kodoExportWorkload,
+  logstoreWorkload, logstoreEnginesWorkload,
+];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -4,6 +4,8 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { dataRoutes } from './api/data.ts';
 import { exportRoutes } from './api/exports.ts';
 import { groupRoutes } from './api/groups.ts';
+import { logdbRoutes } from './api/logdb.ts';
+import { LogDb } from './logstore/store.ts';
 import { genReqId, registerHttp, sendJson } from './api/http.ts';
 import { pluginRoutes } from './api/plugins.ts';
 import { repoRoutes } from './api/repos.ts';
@@ -115,6 +117,8 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group), (account) => exportEngine.groupChanged(account)] },
   };
   if (swept) app.log.info({ swept }, 'removed logs of deleted repos');
+  const logdb = new LogDb({ dir: path.join(config.dataDir, 'logdb'), regions: config.regions });
+  logdb.register(config.dataDir);
 
   let closing = false;
   registerHttp(app, ctx);
@@ -134,11 +138,17 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   await app.register(async (scope) => transformRoutes(scope, ctx));
   await app.register(async (scope) => pluginRoutes(scope, ctx));
   await app.register(async (scope) => exportRoutes(scope, ctx));
+  await app.register(async (scope) => logdbRoutes(scope, ctx, logdb));
   runner.start();
   exportEngine.start();
 
   const retention = setInterval(() => {
     logs.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'retention failed'));
+    try {
+      logdb.enforceRetention();
+    } catch (err) {
+      app.log.error({ error: err }, 'log store retention failed');
+    }
   }, 60_000);
   retention.unref();
 
@@ -149,6 +159,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     await stages.close();
     await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
     await logs.close();
+    logdb.close();
     meta.close();
   });
   return { app, ctx, generated };

@@ -1,11 +1,13 @@
 import { httpKind } from './http/index.ts';
 import { KODO } from './kodo/index.ts';
+import { logdbSink } from './logdb/sink.ts';
 import type { SinkKind } from './shared/sink.ts';
 
 /** Every sink kind the server supports; each sink folder adds its kind here. */
 export const SINK_KINDS: readonly SinkKind[] = [
   httpKind,
   KODO,
+  logdbSink,
 ];
 
 /** The kind for an export `type`, matched case-insensitively; undefined when unknown. */

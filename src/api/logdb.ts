@@ -1,0 +1,140 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AppContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { histogram } from '../logstore/histogram.ts';
+import type { HighlightSpec } from '../logstore/highlight.ts';
+import type { RepoDef } from '../logstore/repo.ts';
+import { scrollNext, search, type SearchParams } from '../logstore/search.ts';
+import type { LogDb } from '../logstore/store.ts';
+import { sendJson } from './http.ts';
+
+type Params = { repo: string };
+type Query = Record<string, string | undefined>;
+/** Largest GET body (the SDK sends the highlight object as a body on GET search). */
+const MAX_GET_BODY = 64 * 1024;
+
+function parse(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('E8116', `${what} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function object(req: FastifyRequest): Record<string, unknown> {
+  const b = req.body;
+  const text = Buffer.isBuffer(b) ? b.toString('utf8') : '';
+  if (text.trim() === '') return {};
+  const v = parse(text, 'body');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError('E8116', 'body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/** Fastify does not read GET bodies: read it here, bounded. */
+async function getBody(req: FastifyRequest): Promise<string> {
+  if (!req.headers['content-length'] && !req.headers['transfer-encoding']) return '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req.raw) {
+    size += (c as Buffer).length;
+    if (size > MAX_GET_BODY) throw new ApiError('E8114', `a search body is at most ${MAX_GET_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const int = (v: unknown, code: 'E8203' | 'E8204', name: string): number => {
+  if (v === undefined || v === null || v === '') return 0;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new ApiError(code, `${name} must be an integer, got ${JSON.stringify(v)}`);
+  return n;
+};
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+function summary(d: RepoDef): Record<string, unknown> {
+  const { schema: _schema, ...rest } = d;
+  return rest;
+}
+
+/** LogDB v5 routes (official-extensions 3): log repos, writes, search, scroll, histogram. */
+export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb: LogDb): Promise<void> {
+  app.post<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
+    logdb.create(req.account, req.params.repo, object(req));
+    return reply.code(200).send();
+  });
+
+  app.put<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
+    logdb.update(req.account, req.params.repo, object(req));
+    return reply.code(200).send();
+  });
+
+  app.get<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
+    const { name: _name, ...def } = logdb.get(req.account, req.params.repo).def;
+    return sendJson(reply, def);
+  });
+
+  app.delete<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
+    logdb.delete(req.account, req.params.repo);
+    return reply.code(200).send();
+  });
+
+  app.get('/v5/repos', async (req, reply) => sendJson(reply, { repos: logdb.list(req.account).map(summary) }));
+
+  app.post<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/data', async (req, reply) => {
+    const repo = logdb.get(req.account, req.params.repo);
+    const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    if (text.trim() === '') throw new ApiError('E8115');
+    const docs = parse(text, 'body');
+    if (!Array.isArray(docs)) throw new ApiError('E8116', 'body must be a JSON array of logs');
+    const omit = req.query.omitInvalidLog === 'true';
+    const rows = repo.convert(docs);
+    const good = [];
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if ('error' in r) {
+        if (!omit) throw new ApiError('E8104', `log ${i}: ${r.error} (nothing was written; omitInvalidLog=true skips such logs)`);
+      } else good.push(r);
+    }
+    if (good.length > 0) repo.insert(good, logdb.now());
+    return sendJson(reply, { success: good.length, failed: docs.length - good.length, total: docs.length });
+  });
+
+  const runSearch = (req: FastifyRequest<{ Params: Params }>, p: SearchParams) =>
+    search(logdb.get(req.account, req.params.repo), req.account, p, logdb.scrolls, logdb.now(), logdb.queryTimeMs);
+
+  app.get<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/search', async (req, reply) => {
+    const q = req.query;
+    const body = await getBody(req);
+    let highlight: HighlightSpec | undefined;
+    if (q.highlight === 'true' || body.trim() !== '') {
+      const h = body.trim() === '' ? {} : parse(body, 'highlight body');
+      if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new ApiError('E8201', 'the highlight body must be a JSON object');
+      highlight = h as HighlightSpec;
+    }
+    return sendJson(reply, runSearch(req, {
+      q: q.q ?? '', sort: q.sort ?? '', from: int(q.from, 'E8203', 'from'), size: int(q.size, 'E8204', 'size'),
+      scroll: q.scroll ?? '', fields: undefined, highlight,
+    }));
+  });
+
+  app.post<{ Params: Params }>('/v5/repos/:repo/search', async (req, reply) => {
+    const b = object(req);
+    const fields = str(b.fields).split(',').map((s) => s.trim()).filter(Boolean);
+    const h = b.highlight;
+    if (h !== undefined && h !== null && (typeof h !== 'object' || Array.isArray(h))) throw new ApiError('E8201', 'highlight must be an object');
+    return sendJson(reply, runSearch(req, {
+      q: str(b.query), sort: str(b.sort), from: int(b.from, 'E8203', 'from'), size: int(b.size, 'E8204', 'size'),
+      scroll: str(b.scroll), fields: fields.length ? fields : undefined, highlight: (h ?? undefined) as HighlightSpec | undefined,
+    }));
+  });
+
+  app.post<{ Params: Params }>('/v5/repos/:repo/scroll', async (req, reply) => {
+    const repo = logdb.get(req.account, req.params.repo);
+    return sendJson(reply, scrollNext(repo, req.account, object(req), logdb.scrolls, logdb.now(), logdb.queryTimeMs));
+  });
+
+  app.get<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/histogram', async (req, reply) => {
+    const repo = logdb.get(req.account, req.params.repo);
+    return sendJson(reply, histogram(repo, { q: req.query.q ?? '', from: req.query.from, to: req.query.to, field: req.query.field }, logdb.queryTimeMs));
+  });
+}

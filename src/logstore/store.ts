@@ -1,0 +1,163 @@
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { ApiError } from '../errors.ts';
+import { LogRepo, type RepoDef } from './repo.ts';
+import { checkEvolution, normaliseSchema, parseRetention, REPO_NAME_RE } from './schema.ts';
+import { ScrollCache } from './scroll.ts';
+import { QUERY_TIME_LIMIT_MS } from './search.ts';
+
+export interface LogDbOptions {
+  /** Root directory: one sub-directory per account, one SQLite file per repo. */
+  dir: string;
+  regions: readonly string[];
+  now?: () => number;
+  /** Wall-clock limit of one search or histogram (default 5 s). */
+  queryTimeMs?: number;
+}
+
+const DAY = 86_400_000;
+const open = new Map<string, LogDb>();
+
+/** The log store serving a data directory (the logdb export sink finds it this way). */
+export function logDbFor(dataDir: string): LogDb | undefined {
+  return open.get(path.resolve(dataDir));
+}
+
+/**
+ * The built-in log store behind the LogDB v5 API. Accounts are isolated by
+ * directory: every operation takes the account first and only ever opens
+ * files under `<dir>/<account>/`.
+ */
+export class LogDb {
+  private readonly repos = new Map<string, LogRepo>();
+  readonly scrolls = new ScrollCache();
+  /** The clock (tests replace it to check retention). */
+  now: () => number;
+  queryTimeMs: number;
+
+  constructor(readonly opts: LogDbOptions) {
+    this.now = opts.now ?? Date.now;
+    this.queryTimeMs = opts.queryTimeMs ?? QUERY_TIME_LIMIT_MS;
+    mkdirSync(opts.dir, { recursive: true });
+  }
+
+  /** Registers this store as the one of `dataDir` (for sinks). */
+  register(dataDir: string): void {
+    open.set(path.resolve(dataDir), this);
+  }
+
+  private file(account: string, name: string): string {
+    return path.join(this.opts.dir, account, `${name}.db`);
+  }
+
+  /** The open repo, or undefined. */
+  find(account: string, name: string): LogRepo | undefined {
+    const key = `${account}/${name}`;
+    const hit = this.repos.get(key);
+    if (hit) return hit;
+    if (!REPO_NAME_RE.test(name)) return undefined;
+    const file = this.file(account, name);
+    if (!existsSync(file)) return undefined;
+    const repo = new LogRepo(file);
+    this.repos.set(key, repo);
+    return repo;
+  }
+
+  /** The repo or E8111. */
+  get(account: string, name: string): LogRepo {
+    const r = this.find(account, name);
+    if (!r) throw new ApiError('E8111', `log repo "${name}" does not exist`);
+    return r;
+  }
+
+  /** Creates a repo from a create body (official-extensions 3.2, 3.9). */
+  create(account: string, name: string, body: Record<string, unknown>): RepoDef {
+    if (!REPO_NAME_RE.test(name)) throw new ApiError('E8105', `"${name}" must match ${REPO_NAME_RE.source}`);
+    const region = body.region;
+    if (typeof region !== 'string' || region === '') throw new ApiError('E8103');
+    if (!this.opts.regions.includes(region)) throw new ApiError('E8107', `region "${region}" is not served (regions: ${this.opts.regions.join(', ')})`);
+    if (body.retention === undefined || body.retention === null || body.retention === '') throw new ApiError('E8102');
+    const days = parseRetention(body.retention);
+    const schema = normaliseSchema(body.schema ?? []);
+    const ft = (body.fullText ?? {}) as { enabled?: unknown; analyzer?: unknown };
+    const now = new Date(this.now()).toISOString();
+    const def: RepoDef = {
+      name,
+      region,
+      retention: `${days}d`,
+      coldRetention: typeof body.coldRetention === 'string' ? body.coldRetention : '',
+      schema,
+      fullText: { enabled: ft.enabled === true, analyzer: typeof ft.analyzer === 'string' && ft.analyzer !== '' ? ft.analyzer : 'standard' },
+      description: typeof body.description === 'string' ? body.description : null,
+      primaryField: typeof body.primaryField === 'string' ? body.primaryField : '',
+      dateIndexField: typeof body.dateIndexField === 'string' ? body.dateIndexField : '',
+      createTime: now,
+      updateTime: now,
+    };
+    if (def.fullText.enabled) normaliseSchema([{ key: 'x', valtype: 'string', analyzer: def.fullText.analyzer }]);
+    if (this.find(account, name)) throw new ApiError('E8112', `log repo "${name}" already exists`);
+    mkdirSync(path.join(this.opts.dir, account), { recursive: true });
+    const repo = new LogRepo(this.file(account, name), def);
+    this.repos.set(`${account}/${name}`, repo);
+    return def;
+  }
+
+  /** Updates retention, description and the schema (fields may be added, analyzers changed). */
+  update(account: string, name: string, body: Record<string, unknown>): RepoDef {
+    const repo = this.get(account, name);
+    const prev = repo.def;
+    const schema = body.schema === undefined || body.schema === null ? prev.schema : normaliseSchema(body.schema);
+    checkEvolution(prev.schema, schema);
+    const days = body.retention === undefined || body.retention === '' ? undefined : parseRetention(body.retention);
+    const def: RepoDef = {
+      ...prev,
+      schema,
+      retention: days === undefined ? prev.retention : `${days}d`,
+      coldRetention: typeof body.coldRetention === 'string' ? body.coldRetention : prev.coldRetention,
+      description: typeof body.description === 'string' ? body.description : prev.description,
+      updateTime: new Date(this.now()).toISOString(),
+    };
+    repo.apply(def);
+    return def;
+  }
+
+  /** Repo definitions of an account, by name. */
+  list(account: string): RepoDef[] {
+    const dir = path.join(this.opts.dir, account);
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.db'))
+      .map((f) => this.find(account, f.slice(0, -3))?.def)
+      .filter((d): d is RepoDef => d !== undefined)
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Deletes a repo and its file. */
+  delete(account: string, name: string): void {
+    const repo = this.get(account, name);
+    repo.close();
+    this.repos.delete(`${account}/${name}`);
+    this.scrolls.dropRepo(repo);
+    for (const suffix of ['', '-wal', '-shm']) rmSync(repo.file + suffix, { force: true });
+  }
+
+  /** Drops documents older than each repo's retention (ingest time); returns how many. */
+  enforceRetention(): number {
+    let removed = 0;
+    if (!existsSync(this.opts.dir)) return 0;
+    for (const account of readdirSync(this.opts.dir)) {
+      for (const def of this.list(account)) {
+        const days = Number(def.retention.slice(0, -1));
+        if (days > 0) removed += this.get(account, def.name).expire(this.now() - days * DAY);
+      }
+    }
+    this.scrolls.sweep(this.now());
+    return removed;
+  }
+
+  close(): void {
+    for (const r of this.repos.values()) r.close();
+    this.repos.clear();
+    for (const [k, v] of open) if (v === this) open.delete(k);
+  }
+}
