@@ -2,6 +2,7 @@ import { accessSync, constants, existsSync, readdirSync, rmSync } from 'node:fs'
 import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { dataRoutes } from './api/data.ts';
+import { datasourceRoutes } from './api/datasources.ts';
 import { groupRoutes } from './api/groups.ts';
 import { genReqId, registerHttp, sendJson } from './api/http.ts';
 import { pluginRoutes } from './api/plugins.ts';
@@ -9,6 +10,7 @@ import { repoRoutes } from './api/repos.ts';
 import { transformRoutes } from './api/transforms.ts';
 import { JsPluginRuntime } from './plugins/js-runtime.ts';
 import { JvmPluginRuntime } from './plugins/jvm-runtime.ts';
+import { OfflineService } from './offline/service.ts';
 import { PluginService } from './services/plugins.ts';
 import { SqlEngine } from './sql/engine.ts';
 import { TransformRunner } from './transforms/runner.ts';
@@ -124,6 +126,8 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   await app.register(async (scope) => dataRoutes(scope, ctx));
   await app.register(async (scope) => transformRoutes(scope, ctx));
   await app.register(async (scope) => pluginRoutes(scope, ctx));
+  const offline = new OfflineService({ config, db: meta.db, accounts: ctx.accounts, log: app.log });
+  await app.register(async (scope) => datasourceRoutes(scope, ctx, offline));
   runner.start();
 
   const retention = setInterval(() => {
@@ -135,6 +139,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     closing = true;
     clearInterval(retention);
     await runner.close();
+    await offline.close();
     await stages.close();
     await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
     await logs.close();
