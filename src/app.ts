@@ -2,7 +2,10 @@ import { accessSync, constants, existsSync, readdirSync, rmSync } from 'node:fs'
 import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { dataRoutes } from './api/data.ts';
+import { batchRoutes } from './api/batch.ts';
 import { datasourceRoutes } from './api/datasources.ts';
+import { jobRoutes } from './api/jobs.ts';
+import { variableRoutes } from './api/variables.ts';
 import { groupRoutes } from './api/groups.ts';
 import { genReqId, registerHttp, sendJson } from './api/http.ts';
 import { pluginRoutes } from './api/plugins.ts';
@@ -10,6 +13,7 @@ import { repoRoutes } from './api/repos.ts';
 import { transformRoutes } from './api/transforms.ts';
 import { JsPluginRuntime } from './plugins/js-runtime.ts';
 import { JvmPluginRuntime } from './plugins/jvm-runtime.ts';
+import type { Clock } from './offline/scheduler.ts';
 import { OfflineService } from './offline/service.ts';
 import { PluginService } from './services/plugins.ts';
 import { SqlEngine } from './sql/engine.ts';
@@ -30,6 +34,8 @@ export interface BuiltApp {
   ctx: AppContext;
   /** Set when the server generated credentials on this start (printed once by main). */
   generated?: AccountConfig;
+  /** Offline datasources, jobs and their scheduler. */
+  offline: OfflineService;
 }
 
 /** Removes repo log directories whose repo no longer exists (a crash between metadata and data delete). */
@@ -51,7 +57,7 @@ function sweepOrphanLogs(logDir: string, meta: MetaStore): number {
  * Builds the server: storage, auth, routes. Does not listen; tests call
  * `app.inject()` or `app.listen({port: 0})`. Closing the app releases everything.
  */
-export async function buildApp(config: Config, opts: { logger?: boolean } = {}): Promise<BuiltApp> {
+export async function buildApp(config: Config, opts: { logger?: boolean; clock?: Clock } = {}): Promise<BuiltApp> {
   const logger = opts.logger === false ? undefined : createLogger(config.logLevel);
   const app = Fastify({
     loggerInstance: logger,
@@ -126,9 +132,13 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   await app.register(async (scope) => dataRoutes(scope, ctx));
   await app.register(async (scope) => transformRoutes(scope, ctx));
   await app.register(async (scope) => pluginRoutes(scope, ctx));
-  const offline = new OfflineService({ config, db: meta.db, accounts: ctx.accounts, log: app.log });
+  const offline = new OfflineService({ config, db: meta.db, accounts: ctx.accounts, log: app.log, clock: opts.clock });
   await app.register(async (scope) => datasourceRoutes(scope, ctx, offline));
+  await app.register(async (scope) => jobRoutes(scope, ctx, offline));
+  await app.register(async (scope) => variableRoutes(scope, ctx, offline));
+  await app.register(async (scope) => batchRoutes(scope, ctx, offline));
   runner.start();
+  offline.start();
 
   const retention = setInterval(() => {
     logs.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'retention failed'));
@@ -145,5 +155,5 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     await logs.close();
     meta.close();
   });
-  return { app, ctx, generated };
+  return { app, ctx, generated, offline };
 }

@@ -5,7 +5,7 @@
  * schema fields. A datasource read by a job cannot be deleted.
  */
 import type { AccountConfig, Config } from '../config.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, type ErrorCode } from '../errors.ts';
 import type { SchemaField, ValType } from '../ingest/types.ts';
 import { inferSchema, verifySchema, type InferDeps } from './infer.ts';
 import { bucketRoot, checkBucketName, checkHdfsGrant, checkKey, hdfsRelative } from './paths.ts';
@@ -64,7 +64,7 @@ export function sourceSpecOf(d: DatasourceRow): SourceSpec {
   return parseSourceSpec(d.type, d.spec);
 }
 
-export function checkName(name: string, code: 'E18600' | 'E18604' | 'E18609'): string {
+export function checkName(name: string, code: ErrorCode): string {
   if (!OFFLINE_NAME_RE.test(name)) throw new ApiError(code, `"${name.slice(0, 64)}" must match ^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`);
   return name;
 }

@@ -33,6 +33,8 @@ export interface JobSpec {
   params: Array<{ name: string; default: string }>;
   /** Fields beyond the contract the client sent (workflow, description...), returned as given. */
   extra: Record<string, unknown>;
+  /** The SQL's result schema, found when the job was created or replaced. */
+  schema?: SchemaField[];
 }
 
 export type SchedulerType = 'crontab' | 'loop' | 'once' | 'manual' | 'depend';
