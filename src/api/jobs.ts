@@ -124,7 +124,7 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
   app.get<P & { Querystring: Record<string, string | undefined> }>('/v2/jobs/:name/history', async (req, reply) => {
     jobs.must(req.account, req.params.name);
     const h = store.history(req.account, req.params.name, historyQuery(req.query));
-    const now = Date.now();
+    const now = scheduler.now();
     return sendJson(reply, { total: h.total, history: h.runs.map((r) => historyEntry(r, now)) });
   });
 

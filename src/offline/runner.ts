@@ -38,25 +38,46 @@ export class RunCancelled extends Error {
   }
 }
 
-/** Stop and timeout handle of a run in progress. */
+/**
+ * Stop and timeout handle of a run in progress. DuckDB's interrupt only
+ * stops the statement running at that moment, so once stopped the
+ * connection is interrupted again every 50 ms until the run lets go of it:
+ * a stop that lands between two statements is not lost.
+ */
 export class RunControl {
   cancelled = false;
   timedOut = false;
   private conn?: DuckDBConnection;
+  private repeat?: NodeJS.Timeout;
   attach(conn: DuckDBConnection): void {
     this.conn = conn;
-    if (this.cancelled || this.timedOut) conn.interrupt();
+    if (this.cancelled || this.timedOut) this.interrupt();
+  }
+  /** The run no longer uses the connection. */
+  detach(): void {
+    this.conn = undefined;
+    clearInterval(this.repeat);
   }
   cancel(): void {
     this.cancelled = true;
-    this.conn?.interrupt();
+    this.interrupt();
   }
   timeout(): void {
     this.timedOut = true;
-    this.conn?.interrupt();
+    this.interrupt();
   }
+  /** Throws when the run was stopped or timed out (checked between statements). */
   check(): void {
     if (this.cancelled) throw new RunCancelled();
+    if (this.timedOut) throw new RunFailure('timed out');
+  }
+  private interrupt(): void {
+    if (!this.conn) return;
+    this.conn.interrupt();
+    if (!this.repeat) {
+      this.repeat = setInterval(() => this.conn?.interrupt(), 50);
+      this.repeat.unref();
+    }
   }
 }
 
@@ -164,7 +185,11 @@ export class JobRunner {
     let rows = 0;
     try {
       const conn = box.conn;
-      for (const v of views) await conn.run(v);
+      for (const v of views) {
+        control.check();
+        await conn.run(v);
+      }
+      control.check();
       const sql = ex(job.spec.computation.code, 'SQL');
       try {
         await checkQuery(conn, sql);
@@ -185,6 +210,7 @@ export class JobRunner {
         rows = Number(r.getRows()[0]?.[0] ?? 0);
       }
       for (const se of writing) {
+        control.check();
         await mkdir(se.staging, { recursive: true });
         await se.write(conn, source);
         rows = se.result.rows;
@@ -201,6 +227,7 @@ export class JobRunner {
       throw new RunFailure(msg.split('\n')[0] ?? msg, { cause: err });
     } finally {
       clearTimeout(timer);
+      control.detach();
       await box.close();
     }
 

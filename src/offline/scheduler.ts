@@ -294,6 +294,11 @@ export class Scheduler {
     return times.map((t) => this.enqueue(account, job.name, t, {}));
   }
 
+  /** The scheduler's clock (history shows a running batch's endTime as now). */
+  now(): number {
+    return this.clock.now();
+  }
+
   /** Next scheduled batch time of a job (for status views and tests). */
   nextBatch(account: string, job: string): number | undefined {
     return this.next.get(key(account, job))?.at;
