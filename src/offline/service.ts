@@ -2,6 +2,7 @@
  * The offline half of the server, built once in buildApp: datasources,
  * variables, jobs, job exports, the scheduler and run execution.
  */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
@@ -10,6 +11,7 @@ import type { Accounts } from '../auth/accounts.ts';
 import type { Config } from '../config.ts';
 import { ApiError } from '../errors.ts';
 import { DatasourceService, type OfflineDeps } from './datasources.ts';
+import { STAGING } from './exportwriter.ts';
 import { JobExportService } from './jobexports.ts';
 import { JobService } from './jobs.ts';
 import { JobRunner, outputFile } from './runner.ts';
@@ -62,8 +64,9 @@ export class OfflineService {
     });
   }
 
-  /** Marks crashed runs Failed and arms the schedules. */
+  /** Removes what runs cut off by a crash left staged, marks those runs Failed and arms the schedules. */
   start(): void {
+    sweepStaging(this.deps.config);
     this.scheduler.start();
   }
 
@@ -97,6 +100,27 @@ export class OfflineService {
 
   async close(): Promise<void> {
     await this.scheduler.close();
+  }
+}
+
+/**
+ * Staging folders of runs that a crash cut off: never published, removed at
+ * start (no run is active yet). Job exports stage under `.offline-staging`
+ * of their bucket or of the hdfs root, job outputs next to their output.
+ */
+function sweepStaging(config: Config): void {
+  const roots = [config.hdfsRoot];
+  if (existsSync(config.bucketsDir)) roots.push(...readdirSync(config.bucketsDir).map((b) => path.join(config.bucketsDir, b)));
+  for (const r of roots) rmSync(path.join(r, STAGING), { recursive: true, force: true });
+  rmSync(path.join(config.dataDir, 'tmp', 'offline'), { recursive: true, force: true });
+  const out = path.join(config.dataDir, 'offline', 'output');
+  if (!existsSync(out)) return;
+  for (const account of readdirSync(out)) {
+    for (const job of readdirSync(path.join(out, account))) {
+      for (const f of readdirSync(path.join(out, account, job))) {
+        if (f.startsWith(STAGING)) rmSync(path.join(out, account, job, f), { recursive: true, force: true });
+      }
+    }
   }
 }
 
