@@ -19,7 +19,7 @@ describe('magic variables', () => {
     const vars = variableValues(t, 'UTC', [
       { name: 'start', type: 'time', value: '$(now) - 5h', format: "yyyy-MM-dd'T'HH" },
       { name: 'tomorrow', type: 'time', value: '$(now)+1d', format: 'yyyyMMdd' },
-      { name: 'c', type: 'string', value: 'const' },
+      { name: 'c', type: 'string', value: 'const', format: '' },
     ], { c: 'param' });
     assert.equal(expand('$(start) $(tomorrow) $(c)', vars), '2026-02-28T21 20260302 param');
     assert.equal(formatTime(t, 'yy/MM/dd HH:mm:ss.SSS', 'UTC'), '26/03/01 02:00:00.000');
