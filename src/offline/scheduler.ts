@@ -126,6 +126,8 @@ export class Scheduler {
     this.timer = undefined;
     this.armedFor = Infinity;
     const now = this.clock.now();
+    // All batches due now are added in one transaction (one fsync), then dispatched.
+    const due: Array<{ account: string; job: string; at: number }> = [];
     for (const [k, e] of [...this.next]) {
       if (e.at > now) continue;
       const job = this.store.getJob(e.account, e.job);
@@ -133,7 +135,7 @@ export class Scheduler {
         this.next.delete(k);
         continue;
       }
-      this.enqueue(e.account, job.name, e.at, {});
+      due.push({ account: e.account, job: job.name, at: e.at });
       const s = job.spec.scheduler;
       let at: number | undefined;
       if (s.type === 'crontab') at = parseCrontab(s.spec?.crontab ?? '', this.opts.timezone).next(Math.max(e.at, now));
@@ -145,12 +147,14 @@ export class Scheduler {
       if (at === undefined) this.next.delete(k);
       else this.next.set(k, { ...e, at });
     }
+    const runs = this.store.tx(() => due.map((d) => this.store.addRun(d.account, d.job, d.at, {}, now)));
+    runs.forEach((r, i) => this.dispatch(due[i]!.account, due[i]!.job, r.runId));
     this.arm();
   }
 
   /** Adds a batch (state Ready) and queues it behind the job's other batches. */
   enqueue(account: string, job: string, batchTime: number, params: Record<string, string>): RunRow {
-    const run = this.store.addRun(account, job, batchTime, params);
+    const run = this.store.addRun(account, job, batchTime, params, this.clock.now());
     this.dispatch(account, job, run.runId);
     return run;
   }

@@ -67,6 +67,8 @@ export type RunStatus = 'Ready' | 'Running' | 'Successful' | 'Failed' | 'Cancele
 export interface RunRow {
   runId: number;
   batchTime: number;
+  /** When the scheduler added the batch (Ready). */
+  queueTime: number;
   status: RunStatus;
   startTime: number | null;
   endTime: number | null;
@@ -105,6 +107,7 @@ const exportRow = (r: Row): JobExportRow => ({
 const runRow = (r: Row): RunRow => ({
   runId: r.run_id as number,
   batchTime: r.batch_time as number,
+  queueTime: r.queue_time as number,
   status: r.status as RunStatus,
   startTime: (r.start_time as number | null) ?? null,
   endTime: (r.end_time as number | null) ?? null,
@@ -230,12 +233,12 @@ export class OfflineStore {
 
   // runs
   /** Adds a batch with the next run id (1, 2, ...) in state Ready. */
-  addRun(account: string, job: string, batchTime: number, params: Record<string, string>): RunRow {
+  addRun(account: string, job: string, batchTime: number, params: Record<string, string>, queueTime: number): RunRow {
     return this.tx(() => {
       const r = this.st('SELECT COALESCE(MAX(run_id), 0) + 1 AS id FROM offline_runs WHERE account=? AND job=?').get(account, job) as Row;
       const runId = r.id as number;
-      this.st("INSERT INTO offline_runs (account, job, run_id, batch_time, status, params_json) VALUES (?,?,?,?,'Ready',?)").run(account, job, runId, batchTime, JSON.stringify(params));
-      return { runId, batchTime, status: 'Ready', startTime: null, endTime: null, message: '', params, rerunCount: 0 } satisfies RunRow;
+      this.st("INSERT INTO offline_runs (account, job, run_id, batch_time, queue_time, status, params_json) VALUES (?,?,?,?,?,'Ready',?)").run(account, job, runId, batchTime, queueTime, JSON.stringify(params));
+      return { runId, batchTime, queueTime, status: 'Ready', startTime: null, endTime: null, message: '', params, rerunCount: 0 } satisfies RunRow;
     });
   }
   getRun(account: string, job: string, runId: number): RunRow | undefined {

@@ -50,6 +50,7 @@ CREATE TABLE offline_runs (
   job TEXT NOT NULL,
   run_id INTEGER NOT NULL,
   batch_time INTEGER NOT NULL, -- epoch ms, immutable
+  queue_time INTEGER NOT NULL, -- when the batch was added (scheduler lateness)
   status TEXT NOT NULL,
   start_time INTEGER,
   end_time INTEGER,
