@@ -8,6 +8,7 @@ import type { AccountConfig, Config } from '../config.ts';
 import { ApiError, type ErrorCode } from '../errors.ts';
 import type { SchemaField, ValType } from '../ingest/types.ts';
 import { inferSchema, verifySchema, type InferDeps } from './infer.ts';
+import { expand, variableValues } from './magic.ts';
 import { bucketRoot, checkBucketName, checkHdfsGrant, checkKey, hdfsRelative } from './paths.ts';
 import { describeLocation, matchFiles, parseSourceSpec, type SourceSpec } from './sources.ts';
 import type { DatasourceRow, OfflineStore } from './store.ts';
@@ -99,10 +100,18 @@ export class DatasourceService {
     if (spec.fileType === 'text' && given && given.some((f) => f.key !== 'text' || f.valtype !== 'string')) {
       throw new ApiError('E18615', 'a text datasource has exactly one field: {"key":"text","valtype":"string"}');
     }
-    const files = matchFiles(this.deps.config, this.deps.account(account), spec);
-    if (files.length === 0) throw new ApiError('E18620', `nothing matches ${describeLocation(spec)}; create the files first or set noVerifySchema with a schema`);
-    const inferred = await inferSchema(this.deps, spec, files);
+    // Paths may hold magic variables: check against the files they name now.
+    const vars = variableValues(Date.now(), this.deps.config.timezone, this.deps.store.listVariables(account), {});
+    const now = { ...spec, prefixes: spec.prefixes.map((p) => expand(p, vars)) };
+    const files = matchFiles(this.deps.config, this.deps.account(account), now);
+    if (files.length === 0) throw new ApiError('E18620', `nothing matches ${describeLocation(now)}; create the files first or set noVerifySchema with a schema`);
+    let inferred = await inferSchema(this.deps, spec, files);
     if (!given || given.length === 0) return inferred;
+    if (spec.fileType === 'csv' && !spec.containsHeader) {
+      // Without a header the schema names the columns in order.
+      if (given.length > inferred.length) throw new ApiError('E18615', `the schema has ${given.length} fields but the files have ${inferred.length} columns`);
+      inferred = inferred.map((f, i) => ({ ...f, key: given[i]?.key ?? f.key }));
+    }
     verifySchema(given, inferred);
     return given;
   }
