@@ -198,7 +198,9 @@ export class JobRunner {
       }
       const targets = writing.length + (needsOutput ? 1 : 0);
       let source = `(${sql})`;
-      if (targets > 1) {
+      // With no target the result is still computed in full (a count over the
+      // query would let DuckDB skip columns, and with them errors and cost).
+      if (targets !== 1) {
         await conn.run(`CREATE TEMP TABLE "__result" AS ${sql}`);
         source = '"__result"';
       }
