@@ -10,7 +10,7 @@
  *    starts after its batch time.
  * Sizes: BENCH_OFFLINE_ROWS, BENCH_OFFLINE_JOBS.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { buildApp } from '../src/app.ts';
@@ -156,69 +156,61 @@ async function runOfflineScheduler(ctx: BenchContext): Promise<WorkloadResult> {
   const dir = tempDir(ctx.cleanup, 'offline-sched');
   const bucket = path.join(dir, 'buckets', 'bench');
   mkdirSync(bucket, { recursive: true });
-  const { writeFileSync } = await import('node:fs');
   writeFileSync(path.join(bucket, 'tiny.json'), '{"a":1}\n{"a":2}\n');
-  const slots = 8;
-  const { offline } = await server(ctx, dir, { offlineSlots: slots, sqlThreads: 1 });
+  const slots = 4;
+  const { offline, close } = await server(ctx, dir, { offlineSlots: slots, sqlThreads: 1 });
   const acc = 'default';
   await offline.datasources.create(acc, 'tiny', { type: 'kodo', spec: { bucket: 'bench', keyPrefixes: ['tiny'], fileType: 'json' } });
-  const t0 = performance.now();
-  for (let i = 0; i < JOBS; i++) {
-    await offline.createJob(acc, `every_minute_${i}`, { srcs: [{ name: 'tiny', type: 'datasource', tableName: 't' }], computation: { code: 'SELECT count(*) AS c FROM t' }, scheduler: { type: 'crontab', spec: { crontab: '0 * * * * ?' } } });
-  }
-  ctx.log(`created ${JOBS} jobs in ${fmtNum((performance.now() - t0) / 1000)} s`);
-  // Idle CPU: measured away from the minute boundary, when nothing is due.
-  let wait = 60_000 - (Date.now() % 60_000);
-  if (wait < 25_000) {
-    await sleep(wait + 2000);
-    wait = 60_000 - (Date.now() % 60_000);
-    await offline.scheduler.idle();
-  }
-  const idleMs = Math.min(15_000, wait - 5000);
+  const body = { srcs: [{ name: 'tiny', type: 'datasource', tableName: 't' }], computation: { code: 'SELECT count(*) AS c FROM t' }, scheduler: { type: 'crontab', spec: { crontab: '0 * * * * ?' } } };
+  // Start just after a minute boundary, so the idle window and the next minute are clean.
+  await sleep(62_000 - (Date.now() % 60_000));
+  // One job through the API (validation, SQL check); the rest as copies of its row:
+  // creating 1,000 jobs through the API takes about a minute here, which is not what is measured.
+  await offline.createJob(acc, 'every_minute_0', body);
+  const proto = offline.store.getJob(acc, 'every_minute_0')!;
+  offline.store.tx(() => {
+    for (let i = 1; i < JOBS; i++) offline.store.putJob(acc, { ...proto, name: `every_minute_${i}` });
+  });
+  for (let i = 1; i < JOBS; i++) offline.scheduler.reschedule(acc, offline.store.getJob(acc, `every_minute_${i}`));
+  const due = Math.ceil(Date.now() / 60_000) * 60_000;
+  const idleMs = Math.max(5000, due - Date.now() - 8000);
   const cpu0 = process.cpuUsage();
   const w0 = performance.now();
   await sleep(idleMs);
   const cpu = process.cpuUsage(cpu0);
   const idlePct = ((cpu.user + cpu.system) / 1000 / (performance.now() - w0)) * 100;
-  ctx.log(`idle CPU ${fmtNum(idlePct, 2)}% over ${fmtNum(idleMs / 1000)} s; waiting for the minute`);
-  // The next minute: every job fires once.
-  const due = Math.ceil(Date.now() / 60_000) * 60_000;
-  await sleep(due - Date.now() + 500);
-  await offline.scheduler.idle();
-  const late: number[] = [];
-  const queued: number[] = [];
-  const end: number[] = [];
-  for (let i = 0; i < JOBS; i++) {
-    const r = offline.store.history(acc, `every_minute_${i}`, { sortBy: 'batchTime', desc: true, page: 1, size: 1 }).runs[0];
-    if (r && r.batchTime === due && r.startTime !== null) {
-      late.push(r.startTime - r.batchTime);
-      queued.push(r.queueTime - r.batchTime);
-      end.push((r.endTime ?? 0) - r.batchTime);
-    }
-  }
-  late.sort((a, b) => a - b);
-  queued.sort((a, b) => a - b);
+  ctx.log(`idle CPU ${fmtNum(idlePct, 2)}% over ${fmtNum(idleMs / 1000)} s with ${JOBS} jobs scheduled; waiting for the minute`);
+  await sleep(due - Date.now() + 200);
+  // Wait until every batch of that minute has started (or 3 minutes), then stop the jobs.
+  const runsOf = () => Array.from({ length: JOBS }, (_, i) => offline.store.history(acc, `every_minute_${i}`, { sortBy: 'batchTime', desc: false, page: 1, size: 1 }).runs[0]).filter((r) => r?.batchTime === due);
+  const deadline = Date.now() + 180_000;
+  while (Date.now() < deadline && runsOf().filter((r) => r?.startTime !== null).length < JOBS) await sleep(1000);
+  for (let i = 0; i < JOBS; i++) await offline.scheduler.stopJob(acc, `every_minute_${i}`);
+  const runs = runsOf();
+  await close();
+  const late = runs.filter((r) => r?.startTime !== null).map((r) => r!.startTime! - r!.batchTime).sort((a, b) => a - b);
+  const queued = runs.map((r) => r!.queueTime - r!.batchTime).sort((a, b) => a - b);
   const queuedMax = queued[queued.length - 1] ?? NaN;
   const within = late.filter((x) => x <= 1000).length;
   return {
     tables: [{
-      title: `scheduler: ${fmtInt(JOBS)} jobs with crontab "0 * * * * ?", pool of ${slots} concurrent runs`,
+      title: `scheduler: ${fmtInt(JOBS)} jobs with crontab "0 * * * * ?", ${slots} runs at once (offlineSlots), 1 DuckDB thread per run`,
       columns: ['measure', 'value'],
       rows: [
         ['idle CPU (whole process, no run due)', `${fmtNum(idlePct, 2)}% of a core`],
-        ['runs of the minute found', fmtInt(late.length)],
+        ['batches of the minute dispatched', fmtInt(runs.length)],
         ['batch queued (Ready) after batch time p50 / max', `${fmtInt(percentile(queued, 50))} / ${fmtInt(queuedMax)} ms`],
-        ['start after batch time p50 / p99 / max', `${fmtInt(percentile(late, 50))} / ${fmtInt(percentile(late, 99))} / ${fmtInt(late[late.length - 1] ?? NaN)} ms`],
-        ['runs started within 1 s', `${fmtInt(within)} of ${fmtInt(late.length)}`],
-        ['last run finished after batch time', `${fmtInt(Math.max(...end))} ms`],
+        ['run started after batch time p50 / p99 / max', `${fmtInt(percentile(late, 50))} / ${fmtInt(percentile(late, 99))} / ${fmtInt(late[late.length - 1] ?? NaN)} ms`],
+        ['runs started within 1 s', `${fmtInt(within)} of ${fmtInt(runs.length)}`],
       ],
     }],
     checks: [
       { name: 'idle scheduler CPU', target: '< 2% of a core', actual: `${fmtNum(idlePct, 2)}%`, ok: idlePct < 2 },
-      { name: 'every batch is dispatched (Ready) within 1 s of its time', target: '<= 1000 ms', actual: `${fmtInt(queuedMax)} ms`, ok: queuedMax <= 1000 },
-      { name: 'every run starts within 1 s of its time', target: `${JOBS} of ${JOBS}`, actual: `${within} of ${late.length}`, ok: within === JOBS },
+      { name: 'every batch dispatched (Ready) within 1 s of its time', target: '<= 1000 ms', actual: `${fmtInt(queuedMax)} ms`, ok: queuedMax <= 1000 && runs.length === JOBS },
+      { name: 'every run starts within 1 s of its time', target: `${JOBS} of ${JOBS}`, actual: `${within} of ${runs.length}`, ok: within === JOBS },
     ],
-    json: { jobs: JOBS, slots, idlePct, queuedMaxMs: queuedMax, lateMs: { p50: percentile(late, 50), p99: percentile(late, 99), max: late[late.length - 1] }, within, found: late.length },
+    notes: [`Runs queue behind the pool: each costs ~50 ms here (about half of it creating its sandboxed DuckDB instance), so ${JOBS} runs due in the same second take ~${fmtNum((late[late.length - 1] ?? 0) / 1000)} s to all start. See decision 016.`],
+    json: { jobs: JOBS, slots, idlePct, queuedMaxMs: queuedMax, lateMs: { p50: percentile(late, 50), p99: percentile(late, 99), max: late[late.length - 1] }, within, found: runs.length },
   };
 }
 
