@@ -116,3 +116,29 @@ describe('offline job exports and source file types', () => {
     await ok(s, 'POST', `/v2/jobs/${job}/actions/stop`);
   });
 });
+
+describe('bodies as the official Go SDK sends them', () => {
+  let s: OfflineServer;
+  before(async () => { s = await startOffline({}, { clock: new ManualClock(T0) }); });
+  after(() => s.close());
+
+  it('accepts zero values and nulls of unset fields (schema null, fileFilter "", saveMode "", fileCount 0, partitionBy null)', async () => {
+    const b = fresh('bkt').replaceAll('_', '-');
+    putObject(s, b, 'in/a.json', jsonl([{ a: 1 }, { a: 2 }]));
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { region: 'nb', type: 'kodo', spec: { bucket: b, keyPrefixes: ['in/'], fileType: 'json' }, schema: null, noVerifySchema: false, workflow: '' });
+    const up = fresh('up');
+    await ok(s, 'POST', `/v2/jobs/${up}`, { srcs: [{ name: ds, fileFilter: '', type: 'datasource', tableName: 'src' }], computation: { code: 'SELECT a FROM src', type: 'sql' }, scheduler: { type: 'manual', spec: {} }, params: [{ name: 'p', default: '' }] });
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: up, fileFilter: '', type: 'job', tableName: 'u' }], computation: { code: 'SELECT sum(a) AS s FROM u', type: 'SQL' }, scheduler: { type: 'depend' } });
+    await ok(s, 'POST', `/v2/jobs/${up}/exports/k`, { type: 'kodo', spec: { bucket: b, keyPrefix: 'k/$(date)/', format: 'parquet', retention: 0, fileCount: 1, saveMode: '', containsHeader: false } });
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/h`, { type: 'hdfs', spec: { path: 'hdfs://nn:9000/sdk/$(date)/', format: 'json', partitionBy: null, fileCount: 0, saveMode: '' } });
+    await ok(s, 'POST', `/v2/jobs/${up}/actions/start`, { params: [{ name: 'p', value: 'x' }] });
+    await s.offline.scheduler.idle();
+    const h = (await ok(s, 'GET', `/v2/jobs/${job}/history`)).history;
+    assert.equal(h[0].status, 'Successful', h[0].message);
+    assert.deepEqual(await readRows(`SELECT s FROM read_json('${path.join(s.config.hdfsRoot, 'sdk', '2026-05-06')}/*.json')`), [{ s: '3' }]);
+    const list = await ok(s, 'GET', `/v2/jobs?srcJob=${up}`);
+    assert.deepEqual(list.jobs.map((j: { name: string }) => j.name), [job]);
+  });
+});

@@ -89,7 +89,8 @@ export function parseExportSpec(config: Config, account: AccountConfig, typeRaw:
     throw bad(`partitionBy must be an array of exported field names (${[...outs].join(', ')})`);
   }
   if (partitionBy.length >= fields.length) throw bad('partitionBy must leave at least one field in the files');
-  const fileCount = s.fileCount ?? 1;
+  // The Go SDK sends 0 for an unset fileCount of hdfs exports: 0 means the default.
+  const fileCount = s.fileCount === undefined || s.fileCount === null || s.fileCount === 0 ? 1 : s.fileCount;
   if (typeof fileCount !== 'number' || !Number.isInteger(fileCount) || fileCount < 1 || fileCount > 999) throw bad('fileCount must be an integer from 1 to 999');
   let saveMode: SaveMode = 'overwrite';
   if (s.saveMode !== undefined && s.saveMode !== null && s.saveMode !== '') {

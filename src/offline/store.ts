@@ -78,6 +78,9 @@ export interface RunRow {
 }
 
 type Row = Record<string, unknown>;
+
+/** History kept per job: an every-minute job keeps about a week. */
+export const MAX_RUNS_PER_JOB = 10_000;
 const json = <T>(v: unknown): T => JSON.parse(v as string) as T;
 
 const dsRow = (r: Row): DatasourceRow => ({
@@ -232,12 +235,13 @@ export class OfflineStore {
   }
 
   // runs
-  /** Adds a batch with the next run id (1, 2, ...) in state Ready. */
+  /** Adds a batch with the next run id (1, 2, ...) in state Ready; keeps the newest MAX_RUNS_PER_JOB batches of a job. */
   addRun(account: string, job: string, batchTime: number, params: Record<string, string>, queueTime: number): RunRow {
     return this.tx(() => {
       const r = this.st('SELECT COALESCE(MAX(run_id), 0) + 1 AS id FROM offline_runs WHERE account=? AND job=?').get(account, job) as Row;
       const runId = r.id as number;
       this.st("INSERT INTO offline_runs (account, job, run_id, batch_time, queue_time, status, params_json) VALUES (?,?,?,?,?,'Ready',?)").run(account, job, runId, batchTime, queueTime, JSON.stringify(params));
+      if (runId > MAX_RUNS_PER_JOB) this.st('DELETE FROM offline_runs WHERE account=? AND job=? AND run_id <= ?').run(account, job, runId - MAX_RUNS_PER_JOB);
       return { runId, batchTime, queueTime, status: 'Ready', startTime: null, endTime: null, message: '', params, rerunCount: 0 } satisfies RunRow;
     });
   }
