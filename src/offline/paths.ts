@@ -30,6 +30,14 @@ export function checkKey(key: string, what: string): string {
   return key;
 }
 
+/** Refuses a relative path that could leave its root (`.`/`..` segments, leading `/`, `\`, NUL); E18638. */
+export function checkRelative(key: string, what: string): string {
+  if (key.startsWith('/') || /[\\\0]/.test(key) || key.split('/').some((seg) => seg === '..' || seg === '.')) {
+    throw new ApiError('E18638', `${what} "${key.slice(0, 80)}" must stay below its root (no leading /, no . or .. segments, no \\)`);
+  }
+  return key;
+}
+
 /** The relative path of `hdfs://host:port/p`, `/p` or `p` under the hdfs root. */
 export function hdfsRelative(url: string): string {
   const m = /^hdfs:\/\/[^/]*(\/.*)?$/i.exec(url);
@@ -87,6 +95,8 @@ const hidden = (name: string): boolean => name.startsWith('.') || name.startsWit
  * literal folder of the pattern; never follows symlinks. Sorted by key.
  */
 export function listFiles(root: string, pattern: string): Array<{ key: string; file: string; size: number }> {
+  // Patterns come from expanded magic variables too: never let one climb out of the root.
+  checkRelative(pattern, 'file pattern');
   const star = pattern.indexOf('*');
   const literal = star < 0 ? pattern : pattern.slice(0, star);
   const baseRel = literal.includes('/') ? literal.slice(0, literal.lastIndexOf('/')) : '';

@@ -17,7 +17,7 @@ import { parseExportSpec } from './exportspec.ts';
 import { enforceRetention, StagedExport, STAGING } from './exportwriter.ts';
 import type { JobService } from './jobs.ts';
 import { expand, formatTime, variableValues, variablesIn } from './magic.ts';
-import { bucketRoot, checkKey } from './paths.ts';
+import { bucketRoot, checkRelative } from './paths.ts';
 import { openSandbox } from './sandbox.ts';
 import { describeLocation, matchFiles, readSql } from './sources.ts';
 import type { JobRow, RunRow } from './store.ts';
@@ -128,6 +128,7 @@ export class JobRunner {
       const filter = ex(src.fileFilter ?? '', `fileFilter of ${src.tableName}`);
       let files;
       try {
+        checkRelative(filter, 'expanded fileFilter');
         files = matchFiles(config, acc, spec, filter);
       } catch (err) {
         throw new RunFailure(`datasource ${src.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`, { cause: err });
@@ -151,7 +152,7 @@ export class JobRunner {
       if (variablesIn(spec.keyPrefix).length === 0) key += formatTime(run.batchTime, 'yyyy-MM-dd-HH-mm-ss', config.timezone);
       key = key.replace(/\/+$/, '');
       try {
-        checkKey(key, 'expanded keyPrefix');
+        checkRelative(key, 'expanded keyPrefix');
       } catch (err) {
         throw new RunFailure(`job export ${e.name}: ${(err as Error).message}`);
       }
