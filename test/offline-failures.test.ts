@@ -44,3 +44,35 @@ describe('offline run failure messages', () => {
     assert.equal(r.message, `source job ${up} has no successful output yet`);
   });
 });
+
+describe('offline run concurrency', () => {
+  it('runs at most offlineSlots batches at once and a job\'s own batches one at a time', async () => {
+    const s = await startOffline({ offlineSlots: 1 }, { clock: new ManualClock(Date.parse('2026-01-01T00:00:00Z')) });
+    try {
+      const b = fresh('bkt').replaceAll('_', '-');
+      putObject(s, b, 'a.json', jsonl([{ n: 1 }]));
+      await ok(s, 'POST', '/v2/datasources/d', { type: 'kodo', spec: { bucket: b, fileType: 'json' } });
+      const slow = { srcs: [{ name: 'd', type: 'datasource', tableName: 't' }], computation: { code: 'SELECT sum(hash(range + n)) AS h FROM t, range(100000000000)' }, scheduler: { type: 'manual' } };
+      await ok(s, 'POST', '/v2/jobs/one', slow);
+      await ok(s, 'POST', '/v2/jobs/two', slow);
+      await ok(s, 'POST', '/v2/jobs/one/actions/start');
+      await ok(s, 'POST', '/v2/jobs/one/actions/start');
+      await ok(s, 'POST', '/v2/jobs/two/actions/start');
+      const statuses = async (job: string): Promise<string[]> => (await ok(s, 'GET', `/v2/jobs/${job}/history?sortBy=runId&order=asc`)).history.map((r: { status: string }) => r.status);
+      while ((await statuses('one'))[0] !== 'Running') await new Promise((r) => setImmediate(r));
+      assert.deepEqual(await statuses('one'), ['Running', 'Ready']);
+      assert.deepEqual(await statuses('two'), ['Ready'], 'the only slot is taken');
+      await ok(s, 'POST', '/v2/batch/actions/stop', { jobName: 'one', runId: 1 });
+      while ((await statuses('one'))[1] !== 'Running' && (await statuses('two'))[0] !== 'Running') await new Promise((r) => setImmediate(r));
+      const running = [...(await statuses('one')), ...(await statuses('two'))].filter((x) => x === 'Running');
+      assert.equal(running.length, 1, 'still one at a time');
+      await ok(s, 'POST', '/v2/jobs/one/actions/stop');
+      await ok(s, 'POST', '/v2/jobs/two/actions/stop');
+      await s.offline.scheduler.idle();
+      assert.deepEqual(await statuses('one'), ['Canceled', 'Canceled']);
+      assert.deepEqual(await statuses('two'), ['Canceled']);
+    } finally {
+      await s.close();
+    }
+  });
+});
