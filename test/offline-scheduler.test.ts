@@ -4,10 +4,10 @@
  * stop, rerun, backfill and history queries.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { errorCode, fresh } from './helpers.ts';
+import { errorCode, fresh, tmpDir } from './helpers.ts';
 import { jsonl, ManualClock, ok, putObject, readRows, startOffline, type OfflineServer } from './offline-helpers.ts';
 
 const T0 = Date.parse('2026-03-04T05:06:07Z');
@@ -232,6 +232,40 @@ describe('offline scheduler', () => {
       assert.match(run.message, /exceeded the offline timeout/);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('offline schedules across restarts', () => {
+  it('resumes loop and crontab schedules from the stored jobs and keeps stopped jobs stopped', async () => {
+    const dir = tmpDir();
+    const c1 = new ManualClock(T0);
+    let s = await startOffline({}, { clock: c1, dir });
+    try {
+      const b = fresh('bkt').replaceAll('_', '-');
+      putObject(s, b, 'a.json', jsonl([{ a: 1 }]));
+      await ok(s, 'POST', '/v2/datasources/d', { type: 'kodo', spec: { bucket: b, fileType: 'json' } });
+      const body = (scheduler: object) => ({ srcs: [{ name: 'd', type: 'datasource', tableName: 't' }], computation: { code: 'SELECT a FROM t' }, scheduler });
+      await ok(s, 'POST', '/v2/jobs/hourly_loop', body({ type: 'loop', spec: { loop: '1h' } }));
+      await ok(s, 'POST', '/v2/jobs/cron', body({ type: 'crontab', spec: { crontab: '0 0 * * * ?' } }));
+      await ok(s, 'POST', '/v2/jobs/paused', body({ type: 'crontab', spec: { crontab: '0 * * * * ?' } }));
+      await ok(s, 'POST', '/v2/jobs/paused/actions/stop');
+      c1.advance(0);
+      await s.offline.scheduler.idle();
+      await s.close();
+
+      const c2 = new ManualClock(T0 + 30 * 60_000);
+      s = await startOffline({}, { clock: c2, dir });
+      assert.equal(s.offline.scheduler.nextBatch('alice', 'hourly_loop'), T0 + H, 'last batch + interval');
+      assert.equal(s.offline.scheduler.nextBatch('alice', 'cron'), Date.parse('2026-03-04T06:00:00Z'));
+      assert.equal(s.offline.scheduler.nextBatch('alice', 'paused'), undefined);
+      c2.advanceTo(T0 + H);
+      await s.offline.scheduler.idle();
+      const h = (await ok(s, 'GET', '/v2/jobs/hourly_loop/history?sortBy=runId&order=asc')).history;
+      assert.deepEqual(h.map((r: { batchTime: string; status: string }) => [Date.parse(r.batchTime) - T0, r.status]), [[0, 'Successful'], [H, 'Successful']]);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
