@@ -53,6 +53,10 @@ describe('offline scheduler', () => {
     const h = await history(name);
     assert.deepEqual(h.map((r) => r.batchTime), ['2026-03-04T06:00:00.000Z', '2026-03-04T07:00:00.000Z', '2026-03-04T08:00:00.000Z']);
     assert.ok(h.every((r) => r.status === 'Successful'), JSON.stringify(h));
+    const view = await ok(s, 'GET', `/v2/jobs/${name}`);
+    assert.equal(view.nextBatchTime, '2026-03-04T09:00:00.000Z');
+    assert.equal(view.lastRun.runId, 3);
+    assert.equal(view.lastRun.status, 'Successful');
     assert.match(h[0]!.message, /^1 rows/);
     await ok(s, 'POST', `/v2/jobs/${name}/actions/stop`);
     await advanceTo('2026-03-04T10:30:00Z');

@@ -79,7 +79,16 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
     await offline.replaceJob(req.account, req.params.name, jsonBody(req));
     return reply.send();
   });
-  app.get<P>('/v2/jobs/:name', async (req, reply) => sendJson(reply, jobs.view(req.account, jobs.must(req.account, req.params.name))));
+  app.get<P>('/v2/jobs/:name', async (req, reply) => {
+    const j = jobs.must(req.account, req.params.name);
+    const next = scheduler.nextBatch(req.account, j.name);
+    const last = store.latestRun(req.account, j.name);
+    return sendJson(reply, {
+      ...jobs.view(req.account, j),
+      ...(next !== undefined ? { nextBatchTime: iso(next) } : {}),
+      ...(last ? { lastRun: historyEntry(last, scheduler.now()) } : {}),
+    });
+  });
   app.get<P>('/v2/jobs/:name/exists', async (req, reply) => sendJson(reply, { exist: store.getJob(req.account, req.params.name) !== undefined }));
   app.get<P>('/v2/jobs/:name/schema', async (req, reply) => {
     const j = jobs.must(req.account, req.params.name);
