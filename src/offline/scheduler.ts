@@ -75,7 +75,7 @@ export class Scheduler {
 
   /** Marks runs cut off by a crash as Failed and schedules every job. */
   start(): void {
-    const n = this.store.failInterrupted('the server stopped during this run (crash or restart); rerun it to try again', this.clock.now());
+    const n = this.store.failInterrupted(this.clock.now());
     if (n) this.opts.log?.warn({ runs: n }, 'offline runs interrupted by a restart marked Failed');
     for (const j of this.store.allJobs()) this.reschedule(j.account, j);
   }

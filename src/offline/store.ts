@@ -283,8 +283,12 @@ export class OfflineStore {
     const rows = this.db.prepare(`SELECT * FROM offline_runs WHERE ${w} ORDER BY ${order} LIMIT ? OFFSET ?`).all(...args, q.size, (q.page - 1) * q.size) as Row[];
     return { total, runs: rows.map(runRow) };
   }
-  /** Marks runs left Ready/Running/Cancelling by a crash as Failed; returns how many. */
-  failInterrupted(message: string, now: number): number {
-    return this.st("UPDATE offline_runs SET status='Failed', end_time=?, message=? WHERE status IN ('Ready','Running','Cancelling','Restarting')").run(now, message).changes;
+  /** Marks batches a stop of the process left Ready, Running or Cancelling as Failed; returns how many. */
+  failInterrupted(now: number): number {
+    const running = this.st("UPDATE offline_runs SET status='Failed', end_time=?, message=? WHERE status IN ('Running','Cancelling','Restarting')")
+      .run(now, 'the server stopped during this run (crash or restart); rerun it to try again').changes;
+    const queued = this.st("UPDATE offline_runs SET status='Failed', end_time=?, message=? WHERE status = 'Ready'")
+      .run(now, 'the server stopped before this batch started (crash or restart); rerun it to run it').changes;
+    return running + queued;
   }
 }
