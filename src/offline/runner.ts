@@ -142,12 +142,13 @@ export class JobRunner {
     const staged: StagedExport[] = [];
     for (const e of store.listExports(account, job.name)) {
       let spec;
+      let root: string;
       try {
         spec = parseExportSpec(config, acc, e.type, e.spec, job.spec.schema ?? []);
+        root = spec.type === 'kodo' ? bucketRoot(config, acc, spec.bucket as string, { create: true }) : config.hdfsRoot;
       } catch (err) {
         throw new RunFailure(`job export ${e.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`, { cause: err });
       }
-      const root = spec.type === 'kodo' ? bucketRoot(config, acc, spec.bucket as string, { create: true }) : config.hdfsRoot;
       let key = ex(spec.keyPrefix, `keyPrefix of job export ${e.name}`);
       if (variablesIn(spec.keyPrefix).length === 0) key += formatTime(run.batchTime, 'yyyy-MM-dd-HH-mm-ss', config.timezone);
       key = key.replace(/\/+$/, '');
@@ -175,12 +176,18 @@ export class JobRunner {
     const outStaging = path.join(path.dirname(outFile), `${STAGING}-${randomUUID()}`);
     if (needsOutput) await mkdir(outStaging, { recursive: true });
 
-    const box = await openSandbox({
-      memoryLimit: this.deps.memoryLimit, threads: this.deps.threads,
-      tempDir: path.join(this.deps.tmpDir, `run-${randomUUID()}`),
-      readFiles,
-      dirs: [...writing.map((s) => s.staging), ...(needsOutput ? [outStaging] : [])],
-    });
+    let box;
+    try {
+      box = await openSandbox({
+        memoryLimit: this.deps.memoryLimit, threads: this.deps.threads,
+        tempDir: path.join(this.deps.tmpDir, `run-${randomUUID()}`),
+        readFiles,
+        dirs: [...writing.map((s) => s.staging), ...(needsOutput ? [outStaging] : [])],
+      });
+    } catch (err) {
+      await rm(outStaging, { recursive: true, force: true });
+      throw new RunFailure(`cannot open the run's SQL engine: ${engineMessage(err)}`, { cause: err });
+    }
     control.attach(box.conn);
     const timer = setTimeout(() => control.timeout(), this.timeoutMs);
     let rows = 0;
