@@ -70,12 +70,12 @@ describe('offline crash recovery', () => {
       await call(base, 'POST', '/v2/jobs/tick', { srcs: [{ name: 'src', type: 'datasource', tableName: 't' }], computation: { code: 'SELECT count(*) AS c FROM t', type: 'SQL' }, scheduler: { type: 'crontab', spec: { crontab: '0/2 * * * * ?' } } });
       await call(base, 'POST', '/v2/jobs/slow/actions/start');
       await waitFor('the slow batch to run', async () => (await call(base, 'GET', '/v2/jobs/slow/history?runId=-1')).history[0]?.status === 'Running');
-      await new Promise((r) => setTimeout(r, 300));
+      const staging = path.join(dir, 'buckets', 'crash-out', '.offline-staging');
+      await waitFor('the slow batch to stage its export', async () => existsSync(staging) && readdirSync(staging).length === 1);
+      await new Promise((r) => setTimeout(r, 200));
       child.kill('SIGKILL');
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
 
-      const staging = path.join(dir, 'buckets', 'crash-out', '.offline-staging');
-      assert.equal(readdirSync(staging).length, 1, 'the killed run had staged its export');
       const restartedAt = Date.now();
       ({ child, base } = await startChild(dir));
       const slow = (await call(base, 'GET', '/v2/jobs/slow/history')).history;
