@@ -17,6 +17,7 @@ import { exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload } fr
 import { kodoExportWorkload } from './exports-kodo.ts';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
 import { logstoreEnginesWorkload, logstoreWorkload } from './logstore.ts';
+import { offlineExportWorkload, offlineJobWorkload, offlineSchedulerWorkload } from './offline.ts';
 import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions, type Workload, type WorkloadResult } from './lib.ts';
 import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
@@ -24,6 +25,7 @@ const WORKLOADS: Workload[] = [
   ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload,
   exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, kodoExportWorkload,
   logstoreWorkload, logstoreEnginesWorkload,
+  offlineJobWorkload, offlineExportWorkload, offlineSchedulerWorkload,
 ];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

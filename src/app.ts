@@ -3,6 +3,10 @@ import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { dataRoutes } from './api/data.ts';
 import { exportRoutes } from './api/exports.ts';
+import { batchRoutes } from './api/batch.ts';
+import { datasourceRoutes } from './api/datasources.ts';
+import { jobRoutes } from './api/jobs.ts';
+import { variableRoutes } from './api/variables.ts';
 import { groupRoutes } from './api/groups.ts';
 import { logdbRoutes } from './api/logdb.ts';
 import { LogDb } from './logstore/store.ts';
@@ -12,6 +16,8 @@ import { repoRoutes } from './api/repos.ts';
 import { transformRoutes } from './api/transforms.ts';
 import { JsPluginRuntime } from './plugins/js-runtime.ts';
 import { JvmPluginRuntime, logJvmSandbox } from './plugins/jvm-runtime.ts';
+import type { Clock } from './offline/scheduler.ts';
+import { OfflineService } from './offline/service.ts';
 import { PluginService } from './services/plugins.ts';
 import { SqlEngine } from './sql/engine.ts';
 import { ExportEngine } from './exports/engine.ts';
@@ -33,6 +39,8 @@ export interface BuiltApp {
   ctx: AppContext;
   /** Set when the server generated credentials on this start (printed once by main). */
   generated?: AccountConfig;
+  /** Offline datasources, jobs and their scheduler. */
+  offline: OfflineService;
 }
 
 /** Removes repo log directories whose repo no longer exists (a crash between metadata and data delete). */
@@ -54,7 +62,7 @@ function sweepOrphanLogs(logDir: string, meta: MetaStore): number {
  * Builds the server: storage, auth, routes. Does not listen; tests call
  * `app.inject()` or `app.listen({port: 0})`. Closing the app releases everything.
  */
-export async function buildApp(config: Config, opts: { logger?: boolean } = {}): Promise<BuiltApp> {
+export async function buildApp(config: Config, opts: { logger?: boolean; clock?: Clock } = {}): Promise<BuiltApp> {
   const logger = opts.logger === false ? undefined : createLogger(config.logLevel);
   const app = Fastify({
     loggerInstance: logger,
@@ -139,8 +147,14 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   await app.register(async (scope) => pluginRoutes(scope, ctx));
   await app.register(async (scope) => exportRoutes(scope, ctx));
   await app.register(async (scope) => logdbRoutes(scope, ctx, logdb));
+  const offline = new OfflineService({ config, db: meta.db, accounts: ctx.accounts, log: app.log, clock: opts.clock });
+  await app.register(async (scope) => datasourceRoutes(scope, ctx, offline));
+  await app.register(async (scope) => jobRoutes(scope, ctx, offline));
+  await app.register(async (scope) => variableRoutes(scope, ctx, offline));
+  await app.register(async (scope) => batchRoutes(scope, ctx, offline));
   runner.start();
   exportEngine.start();
+  offline.start();
 
   const retention = setInterval(() => {
     logs.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'retention failed'));
@@ -155,12 +169,12 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   app.addHook('onClose', async () => {
     closing = true;
     clearInterval(retention);
-    await Promise.all([runner.close(), exportEngine.close()]);
+    await Promise.all([runner.close(), exportEngine.close(), offline.close()]);
     await stages.close();
     await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
     await logs.close();
     logdb.close();
     meta.close();
   });
-  return { app, ctx, generated };
+  return { app, ctx, generated, offline };
 }

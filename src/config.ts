@@ -58,6 +58,10 @@ export interface Config {
   hdfsRoot: string;
   /** IANA time zone of magic variables ($(year) ...) in key prefixes, file filters and SQL. */
   timezone: string;
+  /** Offline job runs executing at once, server-wide. */
+  offlineSlots: number;
+  /** Longest an offline job run may take before it is interrupted. */
+  offlineTimeoutMs: number;
   /** S3-compatible endpoint holding the buckets instead of bucketsDir ('' = local directories). */
   s3: { endpoint: string; accessKey: string; secretKey: string; region: string; pathStyle: boolean };
   /** InfluxDB 1.x base URL for tsdb exports ('' = tsdb exports cannot be created). */
@@ -108,6 +112,8 @@ export const CONFIG_KEYS = [
   ['bucketsDir', 'PIPELINE_BUCKETS_DIR', '', 'local bucket store, bucket B = folder B (default <dataDir>/buckets)'],
   ['hdfsRoot', 'PIPELINE_HDFS_ROOT', '', 'directory hdfs:// paths resolve under (default <dataDir>/hdfs)'],
   ['timezone', 'PIPELINE_TIMEZONE', 'UTC', 'IANA time zone of magic variables such as $(year) $(hour)'],
+  ['offlineSlots', 'PIPELINE_OFFLINE_SLOTS', '2', 'offline job runs executing at once (each job runs its batches one at a time)'],
+  ['offlineTimeout', 'PIPELINE_OFFLINE_TIMEOUT', '1h', 'longest an offline job run may take before it is interrupted and marked Failed'],
   ['s3Endpoint', 'PIPELINE_S3_ENDPOINT', '', 'S3-compatible endpoint holding the buckets instead of the local bucket store'],
   ['s3AccessKey', 'PIPELINE_S3_ACCESS_KEY', '', 'access key for the S3 endpoint'],
   ['s3SecretKey', 'PIPELINE_S3_SECRET_KEY', '', 'secret key for the S3 endpoint'],
@@ -284,6 +290,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     bucketsDir: path.resolve(str('bucketsDir') || path.join(dataDir, 'buckets')),
     hdfsRoot: path.resolve(str('hdfsRoot') || path.join(dataDir, 'hdfs')),
     timezone,
+    offlineSlots: int('offlineSlots', 1, 256),
+    offlineTimeoutMs: dur('offlineTimeout'),
     s3: { endpoint: str('s3Endpoint'), accessKey: str('s3AccessKey'), secretKey: str('s3SecretKey'), region: str('s3Region'), pathStyle: s3PathStyle !== 'false' },
     tsdb: { url: str('tsdbUrl').replace(/\/+$/, ''), user: str('tsdbUser'), password: str('tsdbPassword') },
     exportBatch: int('exportBatch', 1, 1_000_000),

@@ -1,0 +1,264 @@
+/**
+ * One run of a job: resolve the sources' files at the batch time, open a
+ * sandbox that may read exactly those files, expose each source as a view,
+ * run the SQL, and write the result to every job export (staged, then
+ * published) and, when another job reads this one, to the job's output.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { ApiError } from '../errors.ts';
+import { checkQuery, engineMessage } from '../sql/check.ts';
+import { quoteIdent, quoteLiteral } from '../sql/types.ts';
+import { sourceSpecOf, type OfflineDeps } from './datasources.ts';
+import { parseExportSpec } from './exportspec.ts';
+import { enforceRetention, StagedExport, STAGING } from './exportwriter.ts';
+import type { JobService } from './jobs.ts';
+import { expand, formatTime, variableValues, variablesIn } from './magic.ts';
+import { bucketRoot, checkRelative } from './paths.ts';
+import { openSandbox } from './sandbox.ts';
+import { describeLocation, matchFiles, readSql } from './sources.ts';
+import type { JobRow, RunRow } from './store.ts';
+
+/** A run that failed for a reason the user should read in the history. */
+export class RunFailure extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RunFailure';
+  }
+}
+
+/** A run stopped by the user. */
+export class RunCancelled extends Error {
+  constructor() {
+    super('cancelled by the user; partial output discarded');
+    this.name = 'RunCancelled';
+  }
+}
+
+/**
+ * Stop and timeout handle of a run in progress. DuckDB's interrupt only
+ * stops the statement running at that moment, so once stopped the
+ * connection is interrupted again every 50 ms until the run lets go of it:
+ * a stop that lands between two statements is not lost.
+ */
+export class RunControl {
+  cancelled = false;
+  timedOut = false;
+  private conn?: DuckDBConnection;
+  private repeat?: NodeJS.Timeout;
+  attach(conn: DuckDBConnection): void {
+    this.conn = conn;
+    if (this.cancelled || this.timedOut) this.interrupt();
+  }
+  /** The run no longer uses the connection. */
+  detach(): void {
+    this.conn = undefined;
+    clearInterval(this.repeat);
+  }
+  cancel(): void {
+    this.cancelled = true;
+    this.interrupt();
+  }
+  timeout(): void {
+    this.timedOut = true;
+    this.interrupt();
+  }
+  /** Throws when the run was stopped or timed out (checked between statements). */
+  check(): void {
+    if (this.cancelled) throw new RunCancelled();
+    if (this.timedOut) throw new RunFailure('timed out');
+  }
+  private interrupt(): void {
+    if (!this.conn) return;
+    this.conn.interrupt();
+    if (!this.repeat) {
+      this.repeat = setInterval(() => this.conn?.interrupt(), 50);
+      this.repeat.unref();
+    }
+  }
+}
+
+const fmtBytes = (n: number): string => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${(n / 1024 ** 3).toFixed(2)} GB`);
+
+/** Where a job's latest successful output lives (read by jobs that have it as a source). */
+export function outputFile(deps: OfflineDeps, account: string, job: string): string {
+  return path.join(deps.config.dataDir, 'offline', 'output', account, job, 'latest.parquet');
+}
+
+export class JobRunner {
+  constructor(
+    private readonly deps: OfflineDeps,
+    private readonly jobs: JobService,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Executes a run; returns the success message or throws RunFailure / RunCancelled. */
+  async execute(account: string, job: JobRow, run: RunRow, control: RunControl): Promise<string> {
+    const { store, config } = this.deps;
+    const acc = this.deps.account(account);
+    const eff = this.jobs.effective(account, job);
+    const params = { ...Object.fromEntries(eff.params.map((p) => [p.name, p.default])), ...run.params };
+    const vars = variableValues(run.batchTime, config.timezone, store.listVariables(account), params);
+    const ex = (text: string, where: string): string => {
+      try {
+        return expand(text, vars);
+      } catch (err) {
+        throw new RunFailure(`${where}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+
+    // Sources -> files, or the upstream job's output.
+    const readFiles: string[] = [];
+    const views: string[] = [];
+    for (const src of job.spec.srcs) {
+      if (src.type === 'job') {
+        const out = outputFile(this.deps, account, src.name);
+        if (!existsSync(out)) throw new RunFailure(`source job ${src.name} has no successful output yet`);
+        readFiles.push(out);
+        views.push(`CREATE TEMP VIEW ${quoteIdent(src.tableName)} AS SELECT * FROM read_parquet(${quoteLiteral(out)})`);
+        continue;
+      }
+      const ds = store.getDatasource(account, src.name);
+      if (!ds) throw new RunFailure(`datasource ${src.name} does not exist any more`);
+      const spec = sourceSpecOf(ds);
+      spec.prefixes = spec.prefixes.map((p) => ex(p, `datasource ${src.name} path`));
+      const filter = ex(src.fileFilter ?? '', `fileFilter of ${src.tableName}`);
+      let files;
+      try {
+        checkRelative(filter, 'expanded fileFilter');
+        files = matchFiles(config, acc, spec, filter);
+      } catch (err) {
+        throw new RunFailure(`datasource ${src.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`, { cause: err });
+      }
+      if (files.length === 0) throw new RunFailure(`no files match ${describeLocation(spec, filter)} (table ${src.tableName}, datasource ${src.name})`);
+      readFiles.push(...files.map((f) => f.file));
+      views.push(`CREATE TEMP VIEW ${quoteIdent(src.tableName)} AS ${readSql(spec, files.map((f) => f.file), ds.schema)}`);
+    }
+
+    // Targets: job exports, and the job's own output when a job reads it.
+    const staged: StagedExport[] = [];
+    for (const e of store.listExports(account, job.name)) {
+      let spec;
+      let root: string;
+      try {
+        spec = parseExportSpec(config, acc, e.type, e.spec, job.spec.schema ?? []);
+        root = spec.type === 'kodo' ? bucketRoot(config, acc, spec.bucket as string, { create: true }) : config.hdfsRoot;
+      } catch (err) {
+        throw new RunFailure(`job export ${e.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`, { cause: err });
+      }
+      let key = ex(spec.keyPrefix, `keyPrefix of job export ${e.name}`);
+      if (variablesIn(spec.keyPrefix).length === 0) key += formatTime(run.batchTime, 'yyyy-MM-dd-HH-mm-ss', config.timezone);
+      key = key.replace(/\/+$/, '');
+      try {
+        checkRelative(key, 'expanded keyPrefix');
+      } catch (err) {
+        throw new RunFailure(`job export ${e.name}: ${(err as Error).message}`);
+      }
+      const single = (eff.scheduler.type === 'once' || eff.scheduler.type === 'manual') && spec.partitionBy.length === 0 && spec.fileCount === 1 && spec.keyPrefix !== '' && !spec.keyPrefix.endsWith('/');
+      const shown = spec.type === 'kodo' ? `kodo://${spec.bucket}/${key}` : `hdfs:///${key}`;
+      const se = new StagedExport(spec, { name: e.name, root, key, singleFile: single, runId: run.runId, shown });
+      try {
+        if (se.precheck() === 'skip') {
+          staged.push(se);
+          continue;
+        }
+      } catch (err) {
+        throw new RunFailure(`job export ${e.name}: ${(err as Error).message}`);
+      }
+      staged.push(se);
+    }
+    const writing = staged.filter((s) => !s.result.skipped);
+    const needsOutput = store.jobsUsing(account, 'job', job.name).length > 0;
+    const outFile = outputFile(this.deps, account, job.name);
+    const outStaging = path.join(path.dirname(outFile), `${STAGING}-${randomUUID()}`);
+    if (needsOutput) await mkdir(outStaging, { recursive: true });
+
+    let box;
+    try {
+      box = await openSandbox({
+        memoryLimit: this.deps.memoryLimit, threads: this.deps.threads,
+        tempDir: path.join(this.deps.tmpDir, `run-${randomUUID()}`),
+        readFiles,
+        dirs: [...writing.map((s) => s.staging), ...(needsOutput ? [outStaging] : [])],
+      });
+    } catch (err) {
+      await rm(outStaging, { recursive: true, force: true });
+      throw new RunFailure(`cannot open the run's SQL engine: ${engineMessage(err)}`, { cause: err });
+    }
+    control.attach(box.conn);
+    const timer = setTimeout(() => control.timeout(), this.timeoutMs);
+    let rows = 0;
+    try {
+      const conn = box.conn;
+      for (const v of views) {
+        control.check();
+        await conn.run(v);
+      }
+      control.check();
+      const sql = ex(job.spec.computation.code, 'SQL');
+      try {
+        await checkQuery(conn, sql);
+      } catch (err) {
+        throw new RunFailure(`SQL error: ${engineMessage(err).replace(/^invalid transform SQL: /, '')}`, { cause: err });
+      }
+      const targets = writing.length + (needsOutput ? 1 : 0);
+      let source = `(${sql})`;
+      // With no target the result is still computed in full (a count over the
+      // query would let DuckDB skip columns, and with them errors and cost).
+      if (targets !== 1) {
+        await conn.run(`CREATE TEMP TABLE "__result" AS ${sql}`);
+        source = '"__result"';
+      }
+      if (targets === 0) {
+        rows = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${source}`)).getRows()[0]?.[0] ?? 0);
+      }
+      if (needsOutput) {
+        const r = await conn.runAndReadAll(`COPY (SELECT * FROM ${source}) TO ${quoteLiteral(path.join(outStaging, 'out.parquet'))} (FORMAT parquet)`);
+        rows = Number(r.getRows()[0]?.[0] ?? 0);
+      }
+      for (const se of writing) {
+        control.check();
+        await mkdir(se.staging, { recursive: true });
+        await se.write(conn, source);
+        rows = se.result.rows;
+      }
+      control.check();
+    } catch (err) {
+      await Promise.all(staged.map((s) => s.abort()));
+      await rm(outStaging, { recursive: true, force: true });
+      if (control.cancelled) throw new RunCancelled();
+      if (control.timedOut) throw new RunFailure(`run exceeded the offline timeout of ${Math.round(this.timeoutMs / 1000)} s and was interrupted`, { cause: err });
+      if (err instanceof RunFailure) throw err;
+      const msg = engineMessage(err);
+      if (/out of memory/i.test(msg)) throw new RunFailure(`out of memory (limit ${this.deps.memoryLimit}): ${msg.split('\n')[0]}`, { cause: err });
+      throw new RunFailure(msg.split('\n')[0] ?? msg, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      control.detach();
+      await box.close();
+    }
+
+    // Publish: each export's files appear in one rename (overwrite) or file by file (append).
+    const parts: string[] = [];
+    for (const se of staged) {
+      if (!se.result.skipped) await se.publish();
+      const r = se.result;
+      const where = `${se.target.name} -> ${se.target.shown}`;
+      parts.push(r.skipped ? `${where}: ${r.skipped}` : `${where}: ${r.files} file(s), ${r.rows} rows, ${fmtBytes(r.bytes)}`);
+      // Retention only below the literal start of the key prefix, never a whole bucket.
+      const staticPrefix = se.spec.keyPrefix.split('$')[0] ?? '';
+      if (se.spec.retentionDays > 0 && staticPrefix) {
+        const removed = await enforceRetention(se.target.root, staticPrefix, se.spec.retentionDays, Date.now());
+        if (removed) parts.push(`${se.target.name}: retention removed ${removed} old file(s)`);
+      }
+    }
+    if (needsOutput) {
+      await rename(path.join(outStaging, 'out.parquet'), outFile);
+      await rm(outStaging, { recursive: true, force: true });
+    }
+    return `${rows} rows${parts.length ? '; exports: ' + parts.join('; ') : ''}`;
+  }
+}

@@ -1,0 +1,78 @@
+/** Run failures a user must be able to read from the history: engine errors, out of memory, missing upstream output. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fresh } from './helpers.ts';
+import { jsonl, ManualClock, ok, putObject, startOffline, type OfflineServer } from './offline-helpers.ts';
+
+describe('offline run failure messages', () => {
+  let s: OfflineServer;
+  let ds: string;
+  before(async () => {
+    s = await startOffline({ sqlMemory: '64MB' }, { clock: new ManualClock(Date.parse('2026-01-01T00:00:00Z')) });
+    const b = fresh('bkt').replaceAll('_', '-');
+    putObject(s, b, 'a.json', jsonl([{ host: 'web-1', n: 1 }, { host: 'x', n: 2 }]));
+    ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: b, fileType: 'json' } });
+  });
+  after(() => s.close());
+
+  async function run(sql: string, srcs?: object[]): Promise<{ status: string; message: string }> {
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: srcs ?? [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: sql }, scheduler: { type: 'manual' } });
+    await ok(s, 'POST', `/v2/jobs/${job}/actions/start`);
+    await s.offline.scheduler.idle();
+    return (await ok(s, 'GET', `/v2/jobs/${job}/history?runId=-1`)).history[0];
+  }
+
+  it('reports a conversion error with DuckDB\'s reason', async () => {
+    const r = await run('SELECT CAST(host AS INTEGER) AS h FROM t');
+    assert.equal(r.status, 'Failed');
+    assert.match(r.message, /Conversion Error: Could not convert string 'web-1' to INT32/);
+  });
+
+  it('reports out of memory with the limit', async () => {
+    const r = await run('SELECT list(range) AS l, count(*) AS c FROM range(80000000), t GROUP BY t.n');
+    assert.equal(r.status, 'Failed');
+    assert.match(r.message, /^out of memory \(limit 64MB\)/);
+  });
+
+  it('reports an upstream job without output yet', async () => {
+    const up = fresh('up');
+    await ok(s, 'POST', `/v2/jobs/${up}`, { srcs: [{ name: ds, type: 'datasource', tableName: 'u' }], computation: { code: 'SELECT n FROM u' }, scheduler: { type: 'manual' } });
+    const r = await run('SELECT sum(n) AS s FROM up', [{ name: up, type: 'job', tableName: 'up' }]);
+    assert.equal(r.status, 'Failed');
+    assert.equal(r.message, `source job ${up} has no successful output yet`);
+  });
+});
+
+describe('offline run concurrency', () => {
+  it('runs at most offlineSlots batches at once and a job\'s own batches one at a time', async () => {
+    const s = await startOffline({ offlineSlots: 1 }, { clock: new ManualClock(Date.parse('2026-01-01T00:00:00Z')) });
+    try {
+      const b = fresh('bkt').replaceAll('_', '-');
+      putObject(s, b, 'a.json', jsonl([{ n: 1 }]));
+      await ok(s, 'POST', '/v2/datasources/d', { type: 'kodo', spec: { bucket: b, fileType: 'json' } });
+      const slow = { srcs: [{ name: 'd', type: 'datasource', tableName: 't' }], computation: { code: 'SELECT sum(hash(range + n)) AS h FROM t, range(100000000000)' }, scheduler: { type: 'manual' } };
+      await ok(s, 'POST', '/v2/jobs/one', slow);
+      await ok(s, 'POST', '/v2/jobs/two', slow);
+      await ok(s, 'POST', '/v2/jobs/one/actions/start');
+      await ok(s, 'POST', '/v2/jobs/one/actions/start');
+      await ok(s, 'POST', '/v2/jobs/two/actions/start');
+      const statuses = async (job: string): Promise<string[]> => (await ok(s, 'GET', `/v2/jobs/${job}/history?sortBy=runId&order=asc`)).history.map((r: { status: string }) => r.status);
+      while ((await statuses('one'))[0] !== 'Running') await new Promise((r) => setImmediate(r));
+      assert.deepEqual(await statuses('one'), ['Running', 'Ready']);
+      assert.deepEqual(await statuses('two'), ['Ready'], 'the only slot is taken');
+      await ok(s, 'POST', '/v2/batch/actions/stop', { jobName: 'one', runId: 1 });
+      while ((await statuses('one'))[1] !== 'Running' && (await statuses('two'))[0] !== 'Running') await new Promise((r) => setImmediate(r));
+      const running = [...(await statuses('one')), ...(await statuses('two'))].filter((x) => x === 'Running');
+      assert.equal(running.length, 1, 'still one at a time');
+      await ok(s, 'POST', '/v2/jobs/one/actions/stop');
+      await ok(s, 'POST', '/v2/jobs/two/actions/stop');
+      await s.offline.scheduler.idle();
+      assert.deepEqual(await statuses('one'), ['Canceled', 'Canceled']);
+      assert.deepEqual(await statuses('two'), ['Canceled']);
+    } finally {
+      await s.close();
+    }
+  });
+});
