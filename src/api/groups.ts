@@ -2,21 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import type { GroupRow } from '../storage/meta.ts';
-import { CONTAINER_TYPES, groupSlots } from '../services/capacity.ts';
+import { groupSlots, parseContainer } from '../services/capacity.ts';
 import { jsonBody, NAME_RE, sendJson } from './http.ts';
-
-/** Validates `container` ({type, count 1..128}); E18213 / E18214. */
-export function parseContainer(raw: unknown, maxCount = 128): { type: string; count: number } {
-  if (typeof raw !== 'object' || raw === null) throw new ApiError('E18213', 'container {type, count} is required');
-  const c = raw as Record<string, unknown>;
-  if (typeof c.type !== 'string' || !(c.type in CONTAINER_TYPES)) {
-    throw new ApiError('E18213', `container.type must be one of ${Object.keys(CONTAINER_TYPES).join(', ')}`);
-  }
-  if (typeof c.count !== 'number' || !Number.isInteger(c.count) || c.count < 1 || c.count > maxCount) {
-    throw new ApiError('E18214', `container.count must be an integer from 1 to ${maxCount}`);
-  }
-  return { type: c.type, count: c.count };
-}
 
 function groupName(name: string): string {
   if (!NAME_RE.test(name)) throw new ApiError('E18221', `"${name.slice(0, 64)}" must match ^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`);

@@ -1,3 +1,4 @@
+import { ApiError } from '../errors.ts';
 import type { GroupRow, MetaStore } from '../storage/meta.ts';
 import { Slots } from './slots.ts';
 
@@ -7,6 +8,19 @@ export const CONTAINER_TYPES: Record<string, number> = { M16C4: 1, M32C8: 2 };
 /** Worker slots a group grants its transforms and exports: count x (M16C4: 1, M32C8: 2). */
 export function groupSlots(g: Pick<GroupRow, 'containerType' | 'containerCount'>): number {
   return g.containerCount * (CONTAINER_TYPES[g.containerType] ?? 1);
+}
+
+/** Validates `container` ({type, count 1..128}); E18213 / E18214. */
+export function parseContainer(raw: unknown, maxCount = 128): { type: string; count: number } {
+  if (typeof raw !== 'object' || raw === null) throw new ApiError('E18213', 'container {type, count} is required');
+  const c = raw as Record<string, unknown>;
+  if (typeof c.type !== 'string' || !(c.type in CONTAINER_TYPES)) {
+    throw new ApiError('E18213', `container.type must be one of ${Object.keys(CONTAINER_TYPES).join(', ')}`);
+  }
+  if (typeof c.count !== 'number' || !Number.isInteger(c.count) || c.count < 1 || c.count > maxCount) {
+    throw new ApiError('E18214', `container.count must be an integer from 1 to ${maxCount}`);
+  }
+  return { type: c.type, count: c.count };
 }
 
 /**

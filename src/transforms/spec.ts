@@ -1,5 +1,5 @@
 import { ApiError } from '../errors.ts';
-import { parseContainer } from '../api/groups.ts';
+import { parseContainer } from '../services/capacity.ts';
 import type { SchemaField } from '../ingest/types.ts';
 
 export const INTERVALS: Record<string, number> = {
