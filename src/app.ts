@@ -1,9 +1,9 @@
-import { accessSync, constants, existsSync, readdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { dataRoutes } from './api/data.ts';
 import { groupRoutes } from './api/groups.ts';
-import { genReqId, registerHttp, sendJson } from './api/http.ts';
+import { genReqId, httpServerOptions, registerHttp, sendJson } from './api/http.ts';
 import { pluginRoutes } from './api/plugins.ts';
 import { repoRoutes } from './api/repos.ts';
 import { transformRoutes } from './api/transforms.ts';
@@ -30,6 +30,13 @@ export interface BuiltApp {
   generated?: AccountConfig;
 }
 
+/** A reason when the data directory's file system cannot take one more request of the largest size. */
+function diskProblem(config: Config): string | undefined {
+  const fs = statfsSync(config.dataDir);
+  const free = fs.bavail * fs.bsize;
+  return free < config.maxBodyBytes ? `disk full: ${free} bytes free in the data directory, less than maxBodySize` : undefined;
+}
+
 /** Removes repo log directories whose repo no longer exists (a crash between metadata and data delete). */
 function sweepOrphanLogs(logDir: string, meta: MetaStore): number {
   if (!existsSync(logDir)) return 0;
@@ -49,8 +56,8 @@ function sweepOrphanLogs(logDir: string, meta: MetaStore): number {
  * Builds the server: storage, auth, routes. Does not listen; tests call
  * `app.inject()` or `app.listen({port: 0})`. Closing the app releases everything.
  */
-export async function buildApp(config: Config, opts: { logger?: boolean } = {}): Promise<BuiltApp> {
-  const logger = opts.logger === false ? undefined : createLogger(config.logLevel);
+export async function buildApp(config: Config, opts: { logger?: boolean; logStream?: { write(line: string): void } } = {}): Promise<BuiltApp> {
+  const logger = opts.logger === false ? undefined : createLogger(config.logLevel, opts.logStream);
   const app = Fastify({
     loggerInstance: logger,
     genReqId,
@@ -58,7 +65,9 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     bodyLimit: config.maxBodyBytes,
     // Per-request log lines would dominate the log at ingest rates; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    forceCloseConnections: true,
+    // Close only idle keep-alive connections on close; requests in progress finish (main.ts bounds the wait).
+    forceCloseConnections: 'idle',
+    ...httpServerOptions(),
   }) as unknown as FastifyInstance;
 
   let generated: AccountConfig | undefined;
@@ -114,6 +123,8 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
       if (closing) throw new Error('shutting down');
       accessSync(config.dataDir, constants.W_OK);
       meta.db.prepare('SELECT 1').get();
+      const problem = repos.writeProblem() ?? diskProblem(config);
+      if (problem) throw new Error(problem);
     } catch (err) {
       return reply.code(503).header('content-type', 'application/json').send(JSON.stringify({ status: 'unavailable', error: (err as Error).message }));
     }

@@ -55,6 +55,8 @@ export interface Config {
   s3: { endpoint: string; accessKey: string; secretKey: string; region: string; pathStyle: boolean };
   /** InfluxDB 1.x base URL for tsdb exports ('' = tsdb exports cannot be created). */
   tsdb: { url: string; user: string; password: string };
+  /** On SIGTERM, how long requests in progress may take to finish before their connections are cut. */
+  shutdownTimeoutMs: number;
 }
 
 /** Every key, its environment variable, default and meaning; drives validation, docs and --help. */
@@ -94,6 +96,7 @@ export const CONFIG_KEYS = [
   ['tsdbUrl', 'PIPELINE_TSDB_URL', '', 'InfluxDB 1.x URL for tsdb exports, e.g. http://127.0.0.1:8086'],
   ['tsdbUser', 'PIPELINE_TSDB_USER', '', 'InfluxDB user (optional)'],
   ['tsdbPassword', 'PIPELINE_TSDB_PASSWORD', '', 'InfluxDB password (optional)'],
+  ['shutdownTimeout', 'PIPELINE_SHUTDOWN_TIMEOUT', '10s', 'on SIGTERM/SIGINT, how long requests in progress may take to finish (a second signal exits at once)'],
 ] as const;
 
 export class ConfigError extends Error {
@@ -236,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     timezone,
     s3: { endpoint: str('s3Endpoint'), accessKey: str('s3AccessKey'), secretKey: str('s3SecretKey'), region: str('s3Region'), pathStyle: s3PathStyle !== 'false' },
     tsdb: { url: str('tsdbUrl').replace(/\/+$/, ''), user: str('tsdbUser'), password: str('tsdbPassword') },
+    shutdownTimeoutMs: dur('shutdownTimeout'),
   };
   if (!/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(cfg.sqlMemory)) problems.push(`sqlMemory: "${cfg.sqlMemory}" must be a size like 512MB or 2GB`);
   if (cfg.pluginMemoryMb < 16) problems.push('pluginMemory: at least 16MB');

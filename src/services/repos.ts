@@ -4,13 +4,33 @@ import { ApiError } from '../errors.ts';
 import { compileSchema, decodeLine, parsePoints, type CompiledSchema } from '../ingest/points.ts';
 import { checkSchemaUpdate, validateSchema } from '../ingest/schema.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
+import { LogFailedError } from '../storage/log/errors.ts';
 import type { LogStore, RepoLog } from '../storage/log/types.ts';
 import type { MetaStore, RepoRow } from '../storage/meta.ts';
+import { checkStoredFields } from './limits.ts';
 
 const NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,127}$/;
 
 /** Fields of a create request kept as they were sent (the SDK sends more than the reference). */
 const EXTRA_KEYS = ['description', 'options', 'workflow', 'ruleNames'] as const;
+
+/** A repo's `stats` in GET /v2/repos/<Repo>. */
+export interface RepoStats {
+  /** Points retained (endOffset - startOffset). */
+  points: number;
+  /** Bytes of the repo's log files on disk. */
+  bytes: number;
+  /** Offset of the oldest retained point. */
+  startOffset: number;
+  /** Offset one past the newest durable point (the next point's offset). */
+  endOffset: number;
+  /** When the oldest retained point was stored (ISO 8601), null while empty. */
+  oldestTime: string | null;
+  /** When the newest point was stored (ISO 8601), null while empty. */
+  newestTime: string | null;
+  /** Points removed by retention since the repo was created. */
+  droppedPoints: number;
+}
 
 export interface CreateRepoInput {
   region?: unknown;
@@ -28,6 +48,9 @@ export class RepoService {
 
   /** Called after points were durably appended to a pushed repo (the stage feeder listens). */
   readonly appended: Array<(account: string, repo: string) => void> = [];
+
+  /** Why the last append failed, until an append succeeds again (read by /health). */
+  private lastWriteError: string | undefined;
 
   constructor(
     private readonly meta: MetaStore,
@@ -66,6 +89,7 @@ export class RepoService {
     }
     const extra: Record<string, unknown> = {};
     for (const k of EXTRA_KEYS) if (input[k] !== undefined) extra[k] = input[k];
+    checkStoredFields(extra);
     const now = new Date().toISOString();
     const row: RepoRow = {
       name, uid: randomBytes(6).toString('hex'), region, group, schema,
@@ -129,6 +153,27 @@ export class RepoService {
     return this.logs.open(RepoService.logKey(account, repo));
   }
 
+  /**
+   * What the repo's log holds: retained points and bytes, the offset range,
+   * append times of the oldest and newest point, and how many points
+   * retention dropped (offsets start at 0, so all those before the oldest).
+   */
+  async stats(account: string, repo: RepoRow): Promise<RepoStats> {
+    const log = await this.log(account, repo);
+    const start = log.startOffset();
+    const end = log.endOffset();
+    const range = log.timeRange();
+    return {
+      points: end - start,
+      bytes: log.sizeBytes(),
+      startOffset: start,
+      endOffset: end,
+      oldestTime: range ? new Date(range.oldest).toISOString() : null,
+      newestTime: range ? new Date(range.newest).toISOString() : null,
+      droppedPoints: start,
+    };
+  }
+
   /** The compiled schema, cached until the repo's schema changes. */
   compiled(account: string, repo: RepoRow): CompiledSchema {
     const key = RepoService.logKey(account, repo);
@@ -153,9 +198,28 @@ export class RepoService {
     const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
     const log = await this.log(account, repo);
     const payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
-    await (payload ? log.appendPayload(payload, lines.length) : log.append(lines));
+    try {
+      await (payload ? log.appendPayload(payload, lines.length) : log.append(lines));
+    } catch (err) {
+      throw this.writeFailed(err);
+    }
+    this.lastWriteError = undefined;
     for (const fn of this.appended) fn(account, name);
     return lines.length;
+  }
+
+  /** Why writes are failing right now (the last append failed and none succeeded since), else undefined. */
+  writeProblem(): string | undefined {
+    return this.lastWriteError;
+  }
+
+  /** Maps an append failure: a full disk is E18009 (507, retry later); anything else stays internal. */
+  private writeFailed(err: unknown): unknown {
+    const code = errnoCode(err);
+    const disk = code === 'ENOSPC' || code === 'EDQUOT';
+    if (disk || code === 'EIO' || err instanceof LogFailedError) this.lastWriteError = `the last append failed (${code ?? (err as Error).message})`;
+    if (disk) return new ApiError('E18009', 'no space left for repo data; the request was not acknowledged, retry when space is freed', { cause: err });
+    return err;
   }
 
   /** The newest `count` points, oldest first. */
@@ -180,4 +244,12 @@ function verbatimPayload(text: string, raw: Buffer, lines: readonly string[]): B
   for (const l of lines) total += l.length;
   if (total !== end) return undefined;
   return end === text.length ? raw : raw.subarray(0, raw.length - 1);
+}
+
+/** The errno code of an error or of its cause (the log wraps failed fsyncs). */
+function errnoCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 4; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string') return e.code;
+  }
+  return undefined;
 }

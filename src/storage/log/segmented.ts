@@ -129,6 +129,13 @@ export class SegmentedLog implements RepoLog {
     return this.totalBytes;
   }
 
+  timeRange(): { oldest: number; newest: number } | undefined {
+    const first = this.segments.find((s) => s.bases.length > 0);
+    let i = this.segments.length - 1;
+    while (i >= 0 && this.segments[i]!.bases.length === 0) i--;
+    return first && i >= 0 ? { oldest: first.firstTime, newest: this.segments[i]!.lastTime } : undefined;
+  }
+
   /**
    * Drops the oldest closed segments that are too old or exceed the size
    * budget; only a prefix is dropped so the retained offsets stay contiguous.
