@@ -56,7 +56,7 @@ function send(req: FastifyRequest, reply: FastifyReply, status: number, error: s
  */
 export function httpServerOptions(): Partial<FastifyServerOptions> {
   return {
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (err, req, reply) => {
       if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(req, reply, 414, `uri too long: a path segment is longer than ${MAX_PARAM_LENGTH} characters`);
       return send(req, reply, 400, `E18007: invalid request entity: malformed URL (${err.code})`);
