@@ -74,6 +74,8 @@ async function serve(config: Config): Promise<void> {
       (err: unknown) => { app.log.error({ error: err }, 'shutdown failed'); process.exit(1); },
     );
   };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   await app.listen({ port: config.port, host: config.host });
 }
 
