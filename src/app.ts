@@ -19,6 +19,7 @@ import type { AccountConfig, Config } from './config.ts';
 import type { AppContext } from './context.ts';
 import { GroupCapacity } from './services/capacity.ts';
 import { RepoService } from './services/repos.ts';
+import { PARSE_WORKER_MIN_BYTES, ParsePool } from './ingest/parse-pool.ts';
 import { createLogStore } from './storage/log/index.ts';
 import { MetaStore } from './storage/meta.ts';
 import { createLogger } from './telemetry/logger.ts';
@@ -88,7 +89,8 @@ export async function buildApp(config: Config, opts: { logger?: boolean; logStre
     retentionMs: config.retentionMs,
     retentionBytes: config.retentionBytes,
   });
-  const repos = new RepoService(meta, logs, config);
+  const parsePool = new ParsePool(config.ingestWorkers, PARSE_WORKER_MIN_BYTES);
+  const repos = new RepoService(meta, logs, config, parsePool);
   const sql = await SqlEngine.create({ memoryLimit: config.sqlMemory, threads: config.sqlThreads, tempDir: path.join(config.dataDir, 'tmp', 'duckdb') });
   const js = new JsPluginRuntime({ workers: config.pluginWorkers, timeoutMs: config.pluginTimeoutMs, memoryMb: config.pluginMemoryMb });
   const jvm = new JvmPluginRuntime({ timeoutMs: config.pluginTimeoutMs, memoryMb: Math.max(64, config.pluginMemoryMb), workDir: path.join(config.dataDir, 'tmp', 'jvm') });
@@ -147,7 +149,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; logStre
     clearInterval(retention);
     await runner.close();
     await stages.close();
-    await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
+    await Promise.allSettled([sql.close(), js.close(), jvm.close(), parsePool.close()]);
     await logs.close();
     meta.close();
   });

@@ -57,6 +57,8 @@ export interface Config {
   tsdb: { url: string; user: string; password: string };
   /** On SIGTERM, how long requests in progress may take to finish before their connections are cut. */
   shutdownTimeoutMs: number;
+  /** Worker threads validating large push bodies (0 = on the main thread). */
+  ingestWorkers: number;
 }
 
 /** Every key, its environment variable, default and meaning; drives validation, docs and --help. */
@@ -96,6 +98,7 @@ export const CONFIG_KEYS = [
   ['tsdbUrl', 'PIPELINE_TSDB_URL', '', 'InfluxDB 1.x URL for tsdb exports, e.g. http://127.0.0.1:8086'],
   ['tsdbUser', 'PIPELINE_TSDB_USER', '', 'InfluxDB user (optional)'],
   ['tsdbPassword', 'PIPELINE_TSDB_PASSWORD', '', 'InfluxDB password (optional)'],
+  ['ingestWorkers', 'PIPELINE_INGEST_WORKERS', '2', 'worker threads that validate push bodies of 256KB and more, so they do not hold other requests (0 = validate on the main thread)'],
   ['shutdownTimeout', 'PIPELINE_SHUTDOWN_TIMEOUT', '10s', 'on SIGTERM/SIGINT, how long requests in progress may take to finish (a second signal exits at once)'],
 ] as const;
 
@@ -240,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     s3: { endpoint: str('s3Endpoint'), accessKey: str('s3AccessKey'), secretKey: str('s3SecretKey'), region: str('s3Region'), pathStyle: s3PathStyle !== 'false' },
     tsdb: { url: str('tsdbUrl').replace(/\/+$/, ''), user: str('tsdbUser'), password: str('tsdbPassword') },
     shutdownTimeoutMs: dur('shutdownTimeout'),
+    ingestWorkers: int('ingestWorkers', 0, 64),
   };
   if (!/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(cfg.sqlMemory)) problems.push(`sqlMemory: "${cfg.sqlMemory}" must be a size like 512MB or 2GB`);
   if (cfg.pluginMemoryMb < 16) problems.push('pluginMemory: at least 16MB');

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.ts';
 import { ApiError } from '../errors.ts';
 import { compileSchema, decodeLine, parsePoints, type CompiledSchema } from '../ingest/points.ts';
+import type { ParsePool } from '../ingest/parse-pool.ts';
 import { checkSchemaUpdate, validateSchema } from '../ingest/schema.ts';
+import { verbatimPayload } from '../ingest/validate.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { LogFailedError } from '../storage/log/errors.ts';
 import type { LogStore, RepoLog } from '../storage/log/types.ts';
@@ -56,6 +58,8 @@ export class RepoService {
     private readonly meta: MetaStore,
     private readonly logs: LogStore,
     private readonly config: Config,
+    /** Worker threads validating large bodies (none: everything is parsed on the main thread). */
+    private readonly parsePool?: ParsePool,
   ) {}
 
   /** Where a repo's log lives: unique per incarnation of the name. */
@@ -195,17 +199,30 @@ export class RepoService {
     if (repo.derivedFrom) throw new ApiError('E18223', `${name} is written by transform ${repo.derivedFrom}`);
     const writer = this.meta.transformWriting(account, name);
     if (writer) throw new ApiError('E18223', `${name} is written by transform ${writer.repo}/${writer.name}`);
-    const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
+    let count: number;
+    let lines: string[] | undefined;
+    let payload: Buffer | undefined;
+    if (raw && this.parsePool?.wants(raw.length)) {
+      // Large bodies are validated on a worker thread so other requests are not held meanwhile.
+      const r = await this.parsePool.parse({
+        body: raw, schemaKey: RepoService.logKey(account, repo), schemaVersion: repo.updateTime, schema: repo.schema, tags, maxValueBytes: this.config.maxValueBytes,
+      });
+      count = r.count;
+      payload = r.payload ?? raw.subarray(0, r.bytes);
+    } else {
+      lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
+      count = lines.length;
+      payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
+    }
     const log = await this.log(account, repo);
-    const payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
     try {
-      await (payload ? log.appendPayload(payload, lines.length) : log.append(lines));
+      await (payload ? log.appendPayload(payload, count) : log.append(lines!));
     } catch (err) {
       throw this.writeFailed(err);
     }
     this.lastWriteError = undefined;
     for (const fn of this.appended) fn(account, name);
-    return lines.length;
+    return count;
   }
 
   /** Why writes are failing right now (the last append failed and none succeeded since), else undefined. */
@@ -231,19 +248,6 @@ export class RepoService {
     const schema = this.compiled(account, repo);
     return lines.map((l) => decodeLine(l, schema));
   }
-}
-
-/**
- * The body bytes as a log payload, when the lines are exactly the body's lines:
- * lines are in-order slices of `text`, so equal total length means nothing was
- * dropped or changed. Only a trailing newline is cut.
- */
-function verbatimPayload(text: string, raw: Buffer, lines: readonly string[]): Buffer | undefined {
-  const end = text.endsWith('\n') ? text.length - 1 : text.length;
-  let total = lines.length - 1;
-  for (const l of lines) total += l.length;
-  if (total !== end) return undefined;
-  return end === text.length ? raw : raw.subarray(0, raw.length - 1);
 }
 
 /** The errno code of an error or of its cause (the log wraps failed fsyncs). */
