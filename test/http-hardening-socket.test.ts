@@ -10,6 +10,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { buildApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
 import { AK, SK, fresh, makeRepo, push, signRequest, startServer, tmpDir, type TestServer } from './helpers.ts';
 
 async function listen(s: TestServer): Promise<number> {
@@ -117,6 +119,38 @@ describe('raw sockets', () => {
       assert.deepEqual(JSON.parse(read.body).records, []);
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('client disconnects', () => {
+  it('logs a client that goes away mid-body at debug, never at error or warn, and stores nothing', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const dir = tmpDir();
+    const config = loadConfig({}, { dataDir: dir, accounts: [{ id: 'alice', accessKey: AK, secretKey: SK }], logLevel: 'debug' });
+    const { app } = await buildApp(config, { logStream: { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) } });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const port = (app.server.address() as net.AddressInfo).port;
+      const repo = fresh('gone');
+      const h: Record<string, string> = { date: new Date().toUTCString(), 'content-type': 'application/json' };
+      h.authorization = `Pandora ${AK}:${signRequest(SK, 'POST', `/v2/repos/${repo}`, h)}`;
+      const created = await app.inject({ method: 'POST', url: `/v2/repos/${repo}`, headers: h, payload: JSON.stringify({ region: 'nb', schema: [{ key: 'host', valtype: 'string' }] }) });
+      assert.equal(created.statusCode, 200);
+      for (let i = 0; i < 5; i++) {
+        await exchange(port, async (sock) => {
+          sock.write(head('POST', `/v2/repos/${repo}/data`, { 'content-length': '100000' }) + 'host=a\n'.repeat(100));
+          await new Promise((r) => setTimeout(r, 50));
+          sock.destroy();
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const loud = lines.filter((l) => (l.level as number) >= 40);
+      assert.deepEqual(loud, []);
+      assert.ok(lines.some((l) => l.level === 20 && l.msg === 'client went away'), JSON.stringify(lines));
+    } finally {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

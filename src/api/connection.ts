@@ -16,6 +16,8 @@ import type { FastifyInstance } from 'fastify';
 export const DRAIN_BYTES = 64 * 1024 * 1024;
 /** Longest a refused request's remaining bytes are drained before the connection is cut. */
 export const DRAIN_MS = 5000;
+/** Longest the answer to bad bytes waits for the answer of the complete request before them. */
+const PENDING_MS = 60_000;
 
 /**
  * Reads and discards the rest of a refused request body (the answer was or is
@@ -69,8 +71,10 @@ export function clientErrorHandler(reqId: () => string) {
   // Fastify calls it with `this` bound to the instance.
   return function (this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
     const log = this.log;
-    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || socket.destroyed) {
+    // HPE_INVALID_EOF_STATE: the peer closed its side in the middle of a request.
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'HPE_INVALID_EOF_STATE' || socket.destroyed) {
       log.debug({ reason: err.code }, 'client went away');
+      socket.destroy();
       return;
     }
     const id = reqId();
@@ -90,15 +94,19 @@ export function clientErrorHandler(reqId: () => string) {
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Reqid: ${id}\r\nConnection: close\r\n\r\n${body}`;
     // Node's own default does the same check: the response in progress on this socket.
     const pending = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    if (!pending || pending.writableFinished) return endAfter(socket, answer);
+    // Wait only for a request that was read whole (it may be stored); one cut short by the bad bytes never completes.
+    if (!pending || pending.writableFinished || !pending.req?.complete) return endAfter(socket, answer);
     let done = false;
     const once = (): void => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       // The pending response may have closed the socket itself (Connection: close).
       if (socket.destroyed || !socket.writable) return void socket.destroy();
       endAfter(socket, answer);
     };
+    const timer = setTimeout(once, PENDING_MS);
+    timer.unref();
     pending.once('finish', () => setImmediate(once));
     pending.once('close', () => setImmediate(once));
   };
