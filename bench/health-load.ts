@@ -32,22 +32,29 @@ interface Phase {
   bigMBps: number;
 }
 
-/** Times /health and a small push every PROBE_EVERY_MS until `until`. */
+/** Times /health and, independently, a small push, each every PROBE_EVERY_MS until `until`. */
 async function probe(url: string, small: Buffer, until: number): Promise<Probe> {
   const out: Probe = { health: [], push: [] };
   const smallPath = '/v2/repos/small/data';
-  while (performance.now() < until) {
-    const t0 = performance.now();
-    const h = await request(`${url}/health`);
-    await h.body.dump();
-    const t1 = performance.now();
-    out.health.push(t1 - t0);
-    const p = await request(`${url}${smallPath}`, { method: 'POST', headers: signedHeaders('POST', smallPath, 'text/plain'), body: small });
-    await p.body.dump();
-    if (p.statusCode !== 200) throw new Error(`small push answered ${p.statusCode}`);
-    out.push.push(performance.now() - t1);
-    await sleep(Math.max(0, PROBE_EVERY_MS - (performance.now() - t0)));
-  }
+  const loop = async (into: number[], once: () => Promise<void>): Promise<void> => {
+    while (performance.now() < until) {
+      const t0 = performance.now();
+      await once();
+      into.push(performance.now() - t0);
+      await sleep(Math.max(0, PROBE_EVERY_MS - (performance.now() - t0)));
+    }
+  };
+  await Promise.all([
+    loop(out.health, async () => {
+      const h = await request(`${url}/health`);
+      await h.body.dump();
+    }),
+    loop(out.push, async () => {
+      const p = await request(`${url}${smallPath}`, { method: 'POST', headers: signedHeaders('POST', smallPath, 'text/plain'), body: small });
+      await p.body.dump();
+      if (p.statusCode !== 200) throw new Error(`small push answered ${p.statusCode}`);
+    }),
+  ]);
   return out;
 }
 

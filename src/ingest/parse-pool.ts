@@ -15,11 +15,10 @@ export const PARSE_WORKER_MIN_BYTES = 256 * 1024;
 const UNDER_TSX = import.meta.url.endsWith('.ts');
 const ENTRY = new URL(UNDER_TSX ? './parse-worker.ts' : './parse-worker.js', import.meta.url);
 
-/** A body validated by a worker: the point count, and the payload, or how many bytes of the body are stored as they are. */
+/** A body validated by a worker: the point count and the bytes to append. */
 export interface PooledResult {
   count: number;
-  payload?: Buffer;
-  bytes: number;
+  payload: Buffer;
 }
 
 export interface ParseRequest {
@@ -58,7 +57,10 @@ export class ParsePool {
     return this.#slots.length > 0 && bytes >= this.minBytes && !this.#closed;
   }
 
-  /** Validates a body on a worker; rejects with the ApiError parsePoints would throw. */
+  /**
+   * Validates a body on a worker; rejects with the ApiError parsePoints would
+   * throw. The body may be moved to the worker: use only the result afterwards.
+   */
   parse(req: ParseRequest): Promise<PooledResult> {
     const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.#nextId++;
@@ -68,8 +70,9 @@ export class ParsePool {
     return new Promise<PooledResult>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject, slot });
       slot.busy++;
-      // The body is copied, not transferred: a verbatim body is appended from the main thread's copy.
-      slot.worker.postMessage(job);
+      // A body owning its whole memory moves to the worker without a copy (and is unusable here afterwards).
+      const own = req.body.byteOffset === 0 && req.body.byteLength === req.body.buffer.byteLength && req.body.byteLength >= 64 * 1024;
+      slot.worker.postMessage(job, own ? [req.body.buffer as ArrayBuffer] : []);
     });
   }
 
@@ -111,8 +114,7 @@ export class ParsePool {
       Object.defineProperty(e, 'message', { value: m.error.message });
       w.reject(e);
     } else if ('crash' in m) w.reject(new Error(`parse worker failed: ${m.crash}`));
-    else if (m.verbatim) w.resolve({ count: m.count, bytes: m.bytes });
-    else w.resolve({ count: m.count, payload: Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), bytes: m.payload.byteLength });
+    else w.resolve({ count: m.count, payload: Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength) });
   }
 
   /** A worker died (out of memory, bug): fail its jobs and start another. */

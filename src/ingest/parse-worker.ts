@@ -20,10 +20,9 @@ export interface ParseJob {
   maxValueBytes?: number;
 }
 
-/** The answer: the count and, unless the body is stored as is, the payload to append. */
+/** The answer: the count and the payload to append (a slice of the body when it is stored as is). */
 export type ParseReply =
-  | { id: number; count: number; verbatim: true; bytes: number }
-  | { id: number; count: number; verbatim: false; payload: Uint8Array }
+  | { id: number; count: number; payload: Uint8Array }
   | { id: number; error: { code: string; message: string } }
   | { id: number; crash: string };
 
@@ -43,12 +42,9 @@ parentPort!.on('message', (job: ParseJob) => {
   try {
     const raw = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
     const r = validateBody(raw, compiled(job), { tags: job.tags, maxValueBytes: job.maxValueBytes });
-    if (r.verbatim) parentPort!.postMessage({ id: job.id, count: r.count, verbatim: true, bytes: r.payload.length } satisfies ParseReply);
-    else {
-      // Transfer only a buffer the payload owns whole (small ones live in Node's shared pool).
-      const own = r.payload.byteOffset === 0 && r.payload.byteLength === r.payload.buffer.byteLength;
-      parentPort!.postMessage({ id: job.id, count: r.count, verbatim: false, payload: r.payload } satisfies ParseReply, own ? [r.payload.buffer as ArrayBuffer] : []);
-    }
+    // Hand the bytes back without a copy, unless they live in Node's small shared buffer pool.
+    const transfer = r.payload.buffer.byteLength >= 64 * 1024 ? [r.payload.buffer as ArrayBuffer] : [];
+    parentPort!.postMessage({ id: job.id, count: r.count, payload: r.payload } satisfies ParseReply, transfer);
   } catch (err) {
     if (err instanceof ApiError) parentPort!.postMessage({ id: job.id, error: { code: err.code, message: err.message } } satisfies ParseReply);
     else parentPort!.postMessage({ id: job.id, crash: String((err as Error)?.stack ?? err) } satisfies ParseReply);

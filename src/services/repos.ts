@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.ts';
 import { ApiError } from '../errors.ts';
@@ -195,34 +196,49 @@ export class RepoService {
    * Returns how many points were stored.
    */
   async push(account: string, name: string, text: string, tags?: string, raw?: Buffer): Promise<number> {
+    const repo = this.writable(account, name);
+    const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
+    const payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
+    return this.store(account, repo, payload ? { payload, count: lines.length } : { lines });
+  }
+
+  /**
+   * Same as push() for a raw (gunzipped) body. Large bodies are validated on
+   * a parse worker thread so other requests are not held meanwhile; the body
+   * may be moved there, so the caller must not use it afterwards.
+   */
+  async pushBody(account: string, name: string, raw: Buffer, tags?: string): Promise<number> {
+    const repo = this.writable(account, name);
+    if (!this.parsePool?.wants(raw.length)) {
+      if (!isUtf8(raw)) throw new ApiError('E18007', 'body is not valid UTF-8');
+      return this.push(account, name, raw.toString('utf8'), tags, raw);
+    }
+    const r = await this.parsePool.parse({
+      body: raw, schemaKey: RepoService.logKey(account, repo), schemaVersion: repo.updateTime, schema: repo.schema, tags, maxValueBytes: this.config.maxValueBytes,
+    });
+    return this.store(account, repo, r);
+  }
+
+  /** The repo, when data may be pushed to it (not a transform's destination). */
+  private writable(account: string, name: string): RepoRow {
     const repo = this.must(account, name);
     if (repo.derivedFrom) throw new ApiError('E18223', `${name} is written by transform ${repo.derivedFrom}`);
     const writer = this.meta.transformWriting(account, name);
     if (writer) throw new ApiError('E18223', `${name} is written by transform ${writer.repo}/${writer.name}`);
-    let count: number;
-    let lines: string[] | undefined;
-    let payload: Buffer | undefined;
-    if (raw && this.parsePool?.wants(raw.length)) {
-      // Large bodies are validated on a worker thread so other requests are not held meanwhile.
-      const r = await this.parsePool.parse({
-        body: raw, schemaKey: RepoService.logKey(account, repo), schemaVersion: repo.updateTime, schema: repo.schema, tags, maxValueBytes: this.config.maxValueBytes,
-      });
-      count = r.count;
-      payload = r.payload ?? raw.subarray(0, r.bytes);
-    } else {
-      lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
-      count = lines.length;
-      payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
-    }
+    return repo;
+  }
+
+  /** Appends validated points durably and tells the listeners; a full disk is E18009. */
+  private async store(account: string, repo: RepoRow, points: { lines: string[] } | { payload: Buffer; count: number }): Promise<number> {
     const log = await this.log(account, repo);
     try {
-      await (payload ? log.appendPayload(payload, count) : log.append(lines!));
+      await ('lines' in points ? log.append(points.lines) : log.appendPayload(points.payload, points.count));
     } catch (err) {
       throw this.writeFailed(err);
     }
     this.lastWriteError = undefined;
-    for (const fn of this.appended) fn(account, name);
-    return count;
+    for (const fn of this.appended) fn(account, repo.name);
+    return 'lines' in points ? points.lines.length : points.count;
   }
 
   /** Why writes are failing right now (the last append failed and none succeeded since), else undefined. */
