@@ -11,8 +11,8 @@ import { createLogStore, type AppendResult } from '../src/storage/log/index.ts';
 import { ASYNC_WRITE_BYTES } from '../src/storage/log/segmented.ts';
 import { tmpDir } from './helpers.ts';
 
-function store(dir: string) {
-  return createLogStore({ dir, fsync: { mode: 'always' }, segmentBytes: 64 * 1024 * 1024, retentionMs: 0, retentionBytes: 0 });
+function store(dir: string, segmentBytes = 64 * 1024 * 1024) {
+  return createLogStore({ dir, fsync: { mode: 'always' }, segmentBytes, retentionMs: 0, retentionBytes: 0 });
 }
 
 /** `count` lines of about `bytes` in total, tagged with the append number. */
@@ -23,10 +23,10 @@ function payload(tag: number, count: number, bytes: number): { lines: string[]; 
 }
 
 describe('repo log: large frames', () => {
-  it('keeps arrival order and contiguous offsets when large and small appends interleave, and reads all back after reopening', async () => {
+  for (const segmentMb of [64, 5]) it(`keeps arrival order and contiguous offsets when large and small appends interleave, and reads all back after reopening (${segmentMb} MB segments)`, async () => {
     const dir = tmpDir();
     try {
-      const s = store(dir);
+      const s = store(dir, segmentMb * 1024 * 1024);
       const log = await s.open('acct/repo');
       const sizes = [ASYNC_WRITE_BYTES + 1000, 100, 200, ASYNC_WRITE_BYTES * 2, 50, ASYNC_WRITE_BYTES, 10, 5000];
       const parts = sizes.map((b, i) => payload(i, b > 1000 ? 500 : 3, b));
@@ -41,7 +41,7 @@ describe('repo log: large frames', () => {
       assert.deepEqual(read.lines, expected);
       assert.ok(log.timeRange()!.newest >= log.timeRange()!.oldest);
       await s.close();
-      const again = store(dir);
+      const again = store(dir, segmentMb * 1024 * 1024);
       const reopened = await again.open('acct/repo');
       assert.equal(reopened.endOffset(), expected.length);
       assert.deepEqual((await reopened.read(0, expected.length)).lines, expected);

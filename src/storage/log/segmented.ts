@@ -171,6 +171,7 @@ export class SegmentedLog implements RepoLog {
 
   /** Resolves once the frame is written (wrapped: an async function would otherwise wait for `durable` too). */
   private async writeFrameAsync(payload: Buffer, count: number): Promise<{ durable: Promise<AppendResult> }> {
+    await this.syncBeforeRoll();
     const base = this.writtenEnd;
     const time = Date.now();
     const header = encodeHeader(payload, count, base, time);
@@ -275,6 +276,36 @@ export class SegmentedLog implements RepoLog {
       this.timer.unref();
     }
     return Promise.resolve(result);
+  }
+
+  /**
+   * Before a large write rolls to a new segment: makes the older segments and
+   * the directory durable on the thread pool, so activeForWrite() finds nothing
+   * left to sync with its blocking calls. Only called while no other write runs.
+   */
+  private async syncBeforeRoll(): Promise<void> {
+    const active = this.segments.at(-1)!;
+    if (active.size < this.segmentBytes || active.bases.length === 0) return;
+    const older = this.openSegments.filter((seg) => seg !== active && seg.syncedSize < seg.size);
+    const dirGen = this.dirGen - 1;
+    try {
+      await Promise.all([
+        ...older.map(async (seg) => {
+          const size = seg.size;
+          this.syncing.add(seg);
+          try {
+            await fdatasyncAsync(seg.fd!);
+          } finally {
+            this.syncing.delete(seg);
+          }
+          seg.syncedSize = Math.max(seg.syncedSize, size);
+        }),
+        this.dirSyncedGen < dirGen ? fsyncDir(this.dir).then(() => void (this.dirSyncedGen = Math.max(this.dirSyncedGen, dirGen))) : undefined,
+      ]);
+    } catch (err) {
+      this.fail(err);
+      throw this.failure;
+    }
   }
 
   /** The active segment, after rolling to a new one when it is full. */
