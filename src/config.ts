@@ -98,7 +98,7 @@ export const CONFIG_KEYS = [
   ['tsdbUrl', 'PIPELINE_TSDB_URL', '', 'InfluxDB 1.x URL for tsdb exports, e.g. http://127.0.0.1:8086'],
   ['tsdbUser', 'PIPELINE_TSDB_USER', '', 'InfluxDB user (optional)'],
   ['tsdbPassword', 'PIPELINE_TSDB_PASSWORD', '', 'InfluxDB password (optional)'],
-  ['ingestWorkers', 'PIPELINE_INGEST_WORKERS', '2', 'worker threads that validate push bodies of 256KB and more, so they do not hold other requests (0 = validate on the main thread)'],
+  ['ingestWorkers', 'PIPELINE_INGEST_WORKERS', '2', 'worker threads that validate push bodies of 4MB and more, so they do not hold other requests (0 = validate on the main thread)'],
   ['shutdownTimeout', 'PIPELINE_SHUTDOWN_TIMEOUT', '10s', 'on SIGTERM/SIGINT, how long requests in progress may take to finish (a second signal exits at once)'],
 ] as const;
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
+import { PARSE_WORKER_MIN_BYTES } from '../src/ingest/parse-pool.ts';
 import { fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
 
 const SCHEMA = [
@@ -14,7 +15,7 @@ const SCHEMA = [
   { key: 'tag', valtype: 'string' },
 ];
 
-/** About 600 KB of points, above the worker threshold. */
+/** Points of about 60 bytes each (80,000 make ~4.8 MB, above the worker threshold). */
 function bigBody(points: number, bad?: number): string {
   const lines: string[] = [];
   for (let i = 0; i < points; i++) lines.push(i === bad ? `host=h${i}\tn=notanumber` : `host=${'h'.repeat(40)}${i}\tn=${i}`);
@@ -38,8 +39,8 @@ describe('parse workers', () => {
   }
 
   it('stores a large body (plain, gzip, with tags) and reads it back the same as the main thread does', async () => {
-    const body = bigBody(10_000);
-    assert.ok(body.length > 256 * 1024);
+    const body = bigBody(80_000);
+    assert.ok(body.length > PARSE_WORKER_MIN_BYTES);
     const [a, b] = await both(async (s) => {
       const repo = await makeRepo(s, fresh('big'), SCHEMA);
       assert.equal((await push(s, repo, body)).statusCode, 200);
@@ -52,12 +53,12 @@ describe('parse workers', () => {
       return { points: JSON.parse(got.body).stats.points, records: JSON.parse(sample.body).records };
     });
     assert.deepEqual(a, b);
-    assert.equal((a as { points: number }).points, 30_000);
+    assert.equal((a as { points: number }).points, 240_000);
     assert.deepEqual((a as { records: Array<{ tag: string }> }).records.map((r) => r.tag), ['x', 'x', 'x']);
   });
 
   it('refuses a large body with a bad line with the same E-code and message, storing nothing', async () => {
-    const body = bigBody(10_000, 7_777);
+    const body = bigBody(80_000, 77_777);
     const [a, b] = await both(async (s) => {
       const repo = await makeRepo(s, fresh('bad'), SCHEMA);
       const res = await push(s, repo, body);
@@ -66,13 +67,13 @@ describe('parse workers', () => {
     });
     assert.deepEqual(a, b);
     assert.equal((a as { status: number }).status, 400);
-    assert.match((a as { body: string }).body, /E18110.*7778/);
+    assert.match((a as { body: string }).body, /E18110.*77778/);
     assert.equal((a as { points: number }).points, 0);
   });
 
   it('refuses large bodies with invalid UTF-8 or an oversize value alike', async () => {
-    const badUtf8 = Buffer.concat([Buffer.from(bigBody(8000)), Buffer.from([0xff, 0xfe])]);
-    const oversize = `${bigBody(8000)}host=${'v'.repeat(200_000)}`;
+    const badUtf8 = Buffer.concat([Buffer.from(bigBody(80_000)), Buffer.from([0xff, 0xfe])]);
+    const oversize = `${bigBody(80_000)}host=${'v'.repeat(200_000)}`;
     for (const body of [badUtf8, oversize]) {
       const [a, b] = await both(async (s) => {
         const repo = await makeRepo(s, fresh('odd'), SCHEMA);
