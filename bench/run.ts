@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload } from './exports-http.ts';
 import { kodoExportWorkload } from './exports-kodo.ts';
+import { healthLoadWorkload } from './health-load.ts';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
 import { logstoreEnginesWorkload, logstoreWorkload } from './logstore.ts';
 import { offlineExportWorkload, offlineJobWorkload, offlineSchedulerWorkload } from './offline.ts';
@@ -22,7 +23,7 @@ import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions
 import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
 const WORKLOADS: Workload[] = [
-  ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload,
+  ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, healthLoadWorkload,
   exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, kodoExportWorkload,
   logstoreWorkload, logstoreEnginesWorkload,
   offlineJobWorkload, offlineExportWorkload, offlineSchedulerWorkload,

@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, readdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { dataRoutes } from './api/data.ts';
@@ -10,7 +10,7 @@ import { variableRoutes } from './api/variables.ts';
 import { groupRoutes } from './api/groups.ts';
 import { logdbRoutes } from './api/logdb.ts';
 import { LogDb } from './logstore/store.ts';
-import { genReqId, registerHttp, sendJson } from './api/http.ts';
+import { genReqId, httpServerOptions, registerHttp, sendJson } from './api/http.ts';
 import { pluginRoutes } from './api/plugins.ts';
 import { repoRoutes } from './api/repos.ts';
 import { transformRoutes } from './api/transforms.ts';
@@ -30,6 +30,7 @@ import type { AccountConfig, Config } from './config.ts';
 import type { AppContext } from './context.ts';
 import { GroupCapacity } from './services/capacity.ts';
 import { RepoService } from './services/repos.ts';
+import { PARSE_WORKER_MIN_BYTES, ParsePool } from './ingest/parse-pool.ts';
 import { createLogStore } from './storage/log/index.ts';
 import { MetaStore } from './storage/meta.ts';
 import { createLogger } from './telemetry/logger.ts';
@@ -41,6 +42,13 @@ export interface BuiltApp {
   generated?: AccountConfig;
   /** Offline datasources, jobs and their scheduler. */
   offline: OfflineService;
+}
+
+/** A reason when the data directory's file system cannot take one more request of the largest size. */
+function diskProblem(config: Config): string | undefined {
+  const fs = statfsSync(config.dataDir);
+  const free = fs.bavail * fs.bsize;
+  return free < config.maxBodyBytes ? `disk full: ${free} bytes free in the data directory, less than maxBodySize` : undefined;
 }
 
 /** Removes repo log directories whose repo no longer exists (a crash between metadata and data delete). */
@@ -62,8 +70,8 @@ function sweepOrphanLogs(logDir: string, meta: MetaStore): number {
  * Builds the server: storage, auth, routes. Does not listen; tests call
  * `app.inject()` or `app.listen({port: 0})`. Closing the app releases everything.
  */
-export async function buildApp(config: Config, opts: { logger?: boolean; clock?: Clock } = {}): Promise<BuiltApp> {
-  const logger = opts.logger === false ? undefined : createLogger(config.logLevel);
+export async function buildApp(config: Config, opts: { logger?: boolean; clock?: Clock; logStream?: { write(line: string): void } } = {}): Promise<BuiltApp> {
+  const logger = opts.logger === false ? undefined : createLogger(config.logLevel, opts.logStream);
   const app = Fastify({
     loggerInstance: logger,
     genReqId,
@@ -71,7 +79,9 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
     bodyLimit: config.maxBodyBytes,
     // Per-request log lines would dominate the log at ingest rates; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    forceCloseConnections: true,
+    // Close only idle keep-alive connections on close; requests in progress finish (main.ts bounds the wait).
+    forceCloseConnections: 'idle',
+    ...httpServerOptions(),
   }) as unknown as FastifyInstance;
 
   let generated: AccountConfig | undefined;
@@ -92,7 +102,8 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
     retentionMs: config.retentionMs,
     retentionBytes: config.retentionBytes,
   });
-  const repos = new RepoService(meta, logs, config);
+  const parsePool = new ParsePool(config.ingestWorkers, PARSE_WORKER_MIN_BYTES);
+  const repos = new RepoService(meta, logs, config, parsePool);
   const sql = await SqlEngine.create({ memoryLimit: config.sqlMemory, threads: config.sqlThreads, tempDir: path.join(config.dataDir, 'tmp', 'duckdb') });
   const js = new JsPluginRuntime({ workers: config.pluginWorkers, timeoutMs: config.pluginTimeoutMs, memoryMb: config.pluginMemoryMb });
   const jvm = new JvmPluginRuntime({ timeoutMs: config.pluginTimeoutMs, memoryMb: Math.max(64, config.pluginMemoryMb), workDir: path.join(config.dataDir, 'tmp', 'jvm'), sandbox: config.jvmSandbox });
@@ -135,6 +146,8 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
       if (closing) throw new Error('shutting down');
       accessSync(config.dataDir, constants.W_OK);
       meta.db.prepare('SELECT 1').get();
+      const problem = repos.writeProblem() ?? diskProblem(config);
+      if (problem) throw new Error(problem);
     } catch (err) {
       return reply.code(503).header('content-type', 'application/json').send(JSON.stringify({ status: 'unavailable', error: (err as Error).message }));
     }
@@ -171,7 +184,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
     clearInterval(retention);
     await Promise.all([runner.close(), exportEngine.close(), offline.close()]);
     await stages.close();
-    await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
+    await Promise.allSettled([sql.close(), js.close(), jvm.close(), parsePool.close()]);
     await logs.close();
     logdb.close();
     meta.close();

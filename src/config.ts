@@ -75,6 +75,10 @@ export interface Config {
   exportRetryMaxMs: number;
   /** Networks exports may connect to ([] = any not denied) and networks they never connect to (CIDRs). */
   exportOutbound: { allow: string[]; deny: string[] };
+  /** On SIGTERM, how long requests in progress may take to finish before their connections are cut. */
+  shutdownTimeoutMs: number;
+  /** Worker threads validating large push bodies (0 = on the main thread). */
+  ingestWorkers: number;
 }
 
 /** Link-local networks and cloud metadata endpoints (AWS, GCP, Azure, Alibaba, Oracle): never an export target by default. */
@@ -128,6 +132,8 @@ export const CONFIG_KEYS = [
   ['exportRetryMax', 'PIPELINE_EXPORT_RETRY_MAX', '60s', 'longest retry delay of a failed export delivery'],
   ['exportAllow', 'PIPELINE_EXPORT_ALLOW', '', 'comma-separated CIDRs exports may connect to (empty = any address not denied)'],
   ['exportDeny', 'PIPELINE_EXPORT_DENY', DEFAULT_EXPORT_DENY, 'comma-separated CIDRs exports never connect to (default: link-local and cloud metadata)'],
+  ['ingestWorkers', 'PIPELINE_INGEST_WORKERS', '2', 'worker threads that validate push bodies of 4MB and more, so they do not hold other requests (0 = validate on the main thread)'],
+  ['shutdownTimeout', 'PIPELINE_SHUTDOWN_TIMEOUT', '10s', 'on SIGTERM/SIGINT, how long requests in progress may take to finish (a second signal exits at once)'],
 ] as const;
 
 export class ConfigError extends Error {
@@ -299,6 +305,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     exportRetryMinMs: dur('exportRetryMin'),
     exportRetryMaxMs: dur('exportRetryMax'),
     exportOutbound: { allow: cidrs('exportAllow'), deny: cidrs('exportDeny') },
+    shutdownTimeoutMs: dur('shutdownTimeout'),
+    ingestWorkers: int('ingestWorkers', 0, 64),
   };
   if (cfg.exportBatchBytes < 1024) problems.push('exportBatchSize: at least 1KB');
   if (cfg.exportRetryMinMs < 1 || cfg.exportRetryMaxMs < cfg.exportRetryMinMs) problems.push('exportRetryMin must be at least 1ms and exportRetryMax at least exportRetryMin');

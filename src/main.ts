@@ -55,9 +55,20 @@ async function serve(config: Config): Promise<void> {
   }
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: the operator does not want to wait.
+      app.log.warn({ signal }, 'second signal: exiting now');
+      unlock();
+      process.exit(1);
+    }
     stopping = true;
-    app.log.info({ signal }, 'shutting down');
+    app.log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: no new connections, finishing requests in progress');
+    // Requests still running at the deadline lose their connection; the runners then stop at a safe point.
+    const deadline = setTimeout(() => {
+      app.log.warn('shutdown timeout passed: closing the connections of requests still in progress');
+      app.server.closeAllConnections();
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
     app.close().then(
       () => { unlock(); process.exit(0); },
       (err: unknown) => { app.log.error({ error: err }, 'shutdown failed'); process.exit(1); },

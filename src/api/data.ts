@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -9,8 +8,8 @@ import { sendJson } from './http.ts';
 
 const gunzipAsync = promisify(gunzip);
 
-/** The request body as text: gunzipped when sent so (bounded), valid UTF-8 only. */
-async function bodyText(req: FastifyRequest, maxBytes: number): Promise<{ text: string; raw: Buffer }> {
+/** The request body, gunzipped when sent so (bounded); UTF-8 is checked where it is parsed. */
+async function bodyBytes(req: FastifyRequest, maxBytes: number): Promise<Buffer> {
   if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new ApiError('E18006');
   let body: Buffer = req.body;
   const enc = String(req.headers['content-encoding'] ?? '').toLowerCase();
@@ -25,8 +24,7 @@ async function bodyText(req: FastifyRequest, maxBytes: number): Promise<{ text: 
   } else if (enc !== '' && enc !== 'identity') {
     throw new ApiError('E18007', `unsupported Content-Encoding "${enc.slice(0, 32)}"`);
   }
-  if (!isUtf8(body)) throw new ApiError('E18007', 'body is not valid UTF-8');
-  return { text: body.toString('utf8'), raw: body };
+  return body;
 }
 
 /** Data push (text point format) and the sample read of the newest points. */
@@ -37,9 +35,9 @@ export async function dataRoutes(app: FastifyInstance, ctx: AppContext): Promise
       // Check the repo before the body so a wrong name answers E18102 even for a bad body;
       // push() looks it up again after the (async) gunzip, so a repo deleted meanwhile is not written.
       ctx.repos.must(req.account, req.params.repo);
-      const { text, raw } = await bodyText(req, ctx.config.maxBodyBytes);
+      const raw = await bodyBytes(req, ctx.config.maxBodyBytes);
       const tags = req.query.tags ? decodeTags(req.query.tags) : undefined;
-      await ctx.repos.push(req.account, req.params.repo, text, tags, raw);
+      await ctx.repos.pushBody(req.account, req.params.repo, raw, tags);
       return reply.send();
     },
   );

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
+import { afterMarker, listPage, sendPage } from './list.ts';
 import { ApiError } from '../errors.ts';
 import type { GroupRow } from '../storage/meta.ts';
 import { groupSlots, parseContainer } from '../services/capacity.ts';
@@ -72,7 +73,8 @@ export async function groupRoutes(app: FastifyInstance, ctx: AppContext): Promis
   });
 
   app.get('/v2/groups', async (req, reply) => {
-    const groups = meta.listGroups(req.account).map((g) => ({
+    const page = listPage(req);
+    return sendPage(reply, 'groups', afterMarker(meta.listGroups(req.account), page), page, (g) => ({
       name: g.name,
       region: g.region,
       container: { type: g.containerType, count: g.containerCount, status: wireStatus(g) },
@@ -80,7 +82,6 @@ export async function groupRoutes(app: FastifyInstance, ctx: AppContext): Promis
       createTime: g.createTime,
       updateTime: g.updateTime,
     }));
-    return sendJson(reply, { groups });
   });
 
   app.delete<{ Params: { name: string } }>('/v2/groups/:name', async (req, reply) => {

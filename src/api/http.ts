@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { verifyRequest } from '../auth/verify.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError, AuthError } from '../errors.ts';
+import { clientErrorHandler, drainRequest } from './connection.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,8 +33,37 @@ function fromFastify(err: FastifyError): ApiError | undefined {
   }
 }
 
-function send(reply: FastifyReply, status: number, error: string): void {
-  void reply.code(status).header('content-type', 'application/json').send(JSON.stringify({ error }));
+/** Longest path parameter the router passes to a route (names are at most 128; longer ones get the route's precise code). */
+export const MAX_PARAM_LENGTH = 1024;
+
+/**
+ * Sends an error answer and logs it: method, path, status, E-code, account and
+ * request id (bound by Fastify's child logger), never the body, the query or
+ * headers. Only refused requests pay for the log line.
+ */
+function send(req: FastifyRequest, reply: FastifyReply, status: number, error: string, level: 'info' | 'debug' = 'info'): void {
+  const code = /^E\d{5}/.exec(error)?.[0] ?? error.split(':', 1)[0];
+  const fields = { method: req.method, path: (req.url.split('?')[0] ?? '').slice(0, 256), status, code, account: req.account || undefined };
+  if (status >= 500) req.log.warn(fields, 'request failed');
+  else if (level === 'debug') req.log.debug(fields, 'client went away');
+  else req.log.info(fields, 'request refused');
+  // A Buffer: Fastify adds "; charset=utf-8" to string payloads, and router errors skip the onSend hook that strips it.
+  void reply.code(status).header('X-Reqid', req.id).header('content-type', 'application/json').send(Buffer.from(JSON.stringify({ error })));
+}
+
+/**
+ * Options of the Fastify instance that belong to the HTTP layer: router
+ * limits, and the answers of router and connection errors in our error shape.
+ */
+export function httpServerOptions(): Partial<FastifyServerOptions> {
+  return {
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: (err, req, reply) => {
+      if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(req, reply, 414, `uri too long: a path segment is longer than ${MAX_PARAM_LENGTH} characters`);
+      return send(req, reply, 400, `E18007: invalid request entity: malformed URL (${err.code})`);
+    },
+    clientErrorHandler: clientErrorHandler(genReqId),
+  };
 }
 
 /**
@@ -52,6 +82,11 @@ export function registerHttp(app: FastifyInstance, ctx: AppContext): void {
     }
     const account = verifyRequest(ctx.accounts, { method: req.method, path, headers: req.headers }, { clockSkewMs: ctx.config.clockSkewMs });
     req.account = account.id;
+    // No route takes a repeated parameter; refuse it here rather than let a route see an array.
+    const query = req.query as Record<string, unknown>;
+    for (const key in query) {
+      if (Array.isArray(query[key])) throw new ApiError('E18010', `"${key.slice(0, 64)}" is given more than once`);
+    }
   });
 
   // Every body arrives as a Buffer; routes parse JSON themselves (jsonBody) so
@@ -69,15 +104,24 @@ export function registerHttp(app: FastifyInstance, ctx: AppContext): void {
   });
 
   app.setErrorHandler((err: FastifyError | ApiError | AuthError, req, reply) => {
-    if (err instanceof ApiError) return send(reply, err.status, err.wire);
-    if (err instanceof AuthError) return send(reply, 401, err.wire);
+    if (err instanceof ApiError) return send(req, reply, err.status, err.wire);
+    if (err instanceof AuthError) return send(req, reply, 401, err.wire);
     const mapped = fromFastify(err as FastifyError);
-    if (mapped) return send(reply, mapped.status, mapped.wire);
+    if (mapped) {
+      // A body refused before it was read whole: drain the rest instead of closing with
+      // unread bytes, which resets the connection and can lose this answer.
+      if (mapped.status === 413 && drainRequest(req.raw)) reply.removeHeader('connection');
+      return send(req, reply, mapped.status, mapped.wire);
+    }
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || req.raw.socket?.destroyed) {
+      // Dozens a minute under load: not worth more than a debug line.
+      return send(req, reply, 400, 'E18007: invalid request entity: the client closed the connection', 'debug');
+    }
     req.log.error({ error: err }, 'request failed');
-    return send(reply, 500, 'internal server error');
+    return send(req, reply, 500, 'internal server error');
   });
 
-  app.setNotFoundHandler((req, reply) => send(reply, 404, `not found: ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) => send(req, reply, 404, `not found: ${req.method} ${req.url.split('?')[0]}`));
 }
 
 /** Request id: 16 hex chars, unique enough to grep logs by. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
+import { afterMarker, listPage, sendPage } from './list.ts';
 import type { PluginService } from '../services/plugins.ts';
 import { parsePlugin } from '../transforms/spec.ts';
 import { jsonBody, sendJson } from './http.ts';
@@ -20,7 +21,10 @@ export async function pluginRoutes(app: FastifyInstance, ctx: AppContext & { plu
     return reply.send();
   });
 
-  app.get('/v2/plugins', async (req, reply) => sendJson(reply, { plugins: ctx.meta.listPlugins(req.account).map(view) }));
+  app.get('/v2/plugins', async (req, reply) => {
+    const page = listPage(req);
+    return sendPage(reply, 'plugins', afterMarker(ctx.meta.listPlugins(req.account), page), page, view);
+  });
 
   app.get<{ Params: { name: string } }>('/v2/plugins/:name', async (req, reply) => sendJson(reply, view(plugins.must(req.account, req.params.name))));
 

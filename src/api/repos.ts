@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
 import type { RepoRow } from '../storage/meta.ts';
 import { jsonBody, sendJson } from './http.ts';
+import { listPage, sendPage } from './list.ts';
 
 /** The wire shape of a repo (GET one, list entries). */
 export function repoView(r: RepoRow): Record<string, unknown> {
@@ -27,7 +28,8 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
   });
 
   app.get<{ Params: { repo: string } }>('/v2/repos/:repo', async (req, reply) => {
-    return sendJson(reply, repoView(repos.must(req.account, req.params.repo)));
+    const row = repos.must(req.account, req.params.repo);
+    return sendJson(reply, { ...repoView(row), stats: await repos.stats(req.account, row) });
   });
 
   app.get<{ Params: { repo: string } }>('/v2/repos/:repo/exists', async (req, reply) => {
@@ -36,7 +38,9 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
 
   app.get<{ Querystring: { withDag?: string } }>('/v2/repos', async (req, reply) => {
     const withDag = req.query.withDag === 'true';
-    const list = meta.listRepos(req.account).map((r) => {
+    const page = listPage(req);
+    const rows = meta.listRepos(req.account, { after: page.marker, limit: page.limit + 1 });
+    return sendPage(reply, 'repos', rows, page, (r) => {
       const view = repoView(r);
       if (!withDag) return view;
       // Lineage: what this repo came from and what hangs off it.
@@ -51,8 +55,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
           exports,
         },
       };
-    });
-    return sendJson(reply, { repos: list });
+    }, (r) => ({ ...repoView({ ...r, extra: {} }), error: 'stored options cannot be encoded' }));
   });
 
   app.put<{ Params: { repo: string } }>('/v2/repos/:repo', async (req, reply) => {

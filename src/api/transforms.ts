@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import type { TransformRow } from '../storage/meta.ts';
 import type { TransformRunner } from '../transforms/runner.ts';
 import type { TransformService } from '../transforms/service.ts';
+import { afterMarker, listPage, sendPage } from './list.ts';
 import { jsonBody, sendJson } from './http.ts';
 
 type Ctx = AppContext & { transforms: TransformService; runner: TransformRunner };
@@ -36,8 +37,10 @@ export async function transformRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
 
   app.get<{ Params: { repo: string } }>('/v2/repos/:repo/transforms', async (req, reply) => {
     ctx.repos.must(req.account, req.params.repo);
-    const list = await Promise.all(meta.listTransforms(req.account, req.params.repo).map((t) => view(req.account, t)));
-    return sendJson(reply, { transforms: list });
+    const page = listPage(req);
+    const rows = afterMarker(meta.listTransforms(req.account, req.params.repo), page);
+    const views = new Map(await Promise.all(rows.slice(0, page.limit).map(async (t) => [t.name, await view(req.account, t)] as const)));
+    return sendPage(reply, 'transforms', rows, page, (t) => views.get(t.name));
   });
 
   app.put<{ Params: { repo: string; name: string } }>('/v2/repos/:repo/transforms/:name', async (req, reply) => {

@@ -1,11 +1,16 @@
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.ts';
 import { ApiError } from '../errors.ts';
 import { compileSchema, decodeLine, escapeModeOf, parsePoints, type CompiledSchema, type EscapeMode } from '../ingest/points.ts';
+import type { ParsePool } from '../ingest/parse-pool.ts';
 import { checkSchemaUpdate, validateSchema } from '../ingest/schema.ts';
+import { verbatimPayload } from '../ingest/validate.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
+import { LogFailedError } from '../storage/log/errors.ts';
 import type { LogStore, RepoLog } from '../storage/log/types.ts';
 import type { MetaStore, RepoRow } from '../storage/meta.ts';
+import { checkStoredFields } from './limits.ts';
 
 const NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,127}$/;
 
@@ -27,6 +32,24 @@ export function repoEscapeMode(repo: Pick<RepoRow, 'extra'>): EscapeMode {
   }
 }
 
+/** A repo's `stats` in GET /v2/repos/<Repo>. */
+export interface RepoStats {
+  /** Points retained (endOffset - startOffset). */
+  points: number;
+  /** Bytes of the repo's log files on disk. */
+  bytes: number;
+  /** Offset of the oldest retained point. */
+  startOffset: number;
+  /** Offset one past the newest durable point (the next point's offset). */
+  endOffset: number;
+  /** When the oldest retained point was stored (ISO 8601), null while empty. */
+  oldestTime: string | null;
+  /** When the newest point was stored (ISO 8601), null while empty. */
+  newestTime: string | null;
+  /** Points removed by retention since the repo was created. */
+  droppedPoints: number;
+}
+
 export interface CreateRepoInput {
   region?: unknown;
   group?: unknown;
@@ -44,10 +67,15 @@ export class RepoService {
   /** Called after points were durably appended to a pushed repo (the stage feeder listens). */
   readonly appended: Array<(account: string, repo: string) => void> = [];
 
+  /** Why the last append failed, until an append succeeds again (read by /health). */
+  private lastWriteError: string | undefined;
+
   constructor(
     private readonly meta: MetaStore,
     private readonly logs: LogStore,
     private readonly config: Config,
+    /** Worker threads validating large bodies (none: everything is parsed on the main thread). */
+    private readonly parsePool?: ParsePool,
   ) {}
 
   /** Where a repo's log lives: unique per incarnation of the name. */
@@ -84,6 +112,7 @@ export class RepoService {
     const mode = escapeModeOf(input.options); // E18007 for a malformed options / unescapeLine
     // Stored (and shown by GET) as a boolean, so a client sending "true" reads back true.
     if (mode !== 'reference') extra['options'] = { ...(input.options as Record<string, unknown>), unescapeLine: mode === 'unescape' };
+    checkStoredFields(extra);
     const now = new Date().toISOString();
     const row: RepoRow = {
       name, uid: randomBytes(6).toString('hex'), region, group, schema,
@@ -147,6 +176,27 @@ export class RepoService {
     return this.logs.open(RepoService.logKey(account, repo));
   }
 
+  /**
+   * What the repo's log holds: retained points and bytes, the offset range,
+   * append times of the oldest and newest point, and how many points
+   * retention dropped (offsets start at 0, so all those before the oldest).
+   */
+  async stats(account: string, repo: RepoRow): Promise<RepoStats> {
+    const log = await this.log(account, repo);
+    const start = log.startOffset();
+    const end = log.endOffset();
+    const range = log.timeRange();
+    return {
+      points: end - start,
+      bytes: log.sizeBytes(),
+      startOffset: start,
+      endOffset: end,
+      oldestTime: range ? new Date(range.oldest).toISOString() : null,
+      newestTime: range ? new Date(range.newest).toISOString() : null,
+      droppedPoints: start,
+    };
+  }
+
   /** The compiled schema (with the repo's escape mode), cached until the repo's schema changes. */
   compiled(account: string, repo: RepoRow): CompiledSchema {
     const key = RepoService.logKey(account, repo);
@@ -164,16 +214,63 @@ export class RepoService {
    * Returns how many points were stored.
    */
   async push(account: string, name: string, text: string, tags?: string, raw?: Buffer): Promise<number> {
+    const repo = this.writable(account, name);
+    const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
+    const payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
+    return this.store(account, repo, payload ? { payload, count: lines.length } : { lines });
+  }
+
+  /**
+   * Same as push() for a raw (gunzipped) body. Large bodies are validated on
+   * a parse worker thread so other requests are not held meanwhile; the body
+   * may be moved there, so the caller must not use it afterwards.
+   */
+  async pushBody(account: string, name: string, raw: Buffer, tags?: string): Promise<number> {
+    const repo = this.writable(account, name);
+    if (!this.parsePool?.wants(raw.length)) {
+      if (!isUtf8(raw)) throw new ApiError('E18007', 'body is not valid UTF-8');
+      return this.push(account, name, raw.toString('utf8'), tags, raw);
+    }
+    const r = await this.parsePool.parse({
+      body: raw, schemaKey: RepoService.logKey(account, repo), schemaVersion: repo.updateTime, schema: repo.schema, mode: repoEscapeMode(repo), tags, maxValueBytes: this.config.maxValueBytes,
+    });
+    return this.store(account, repo, r);
+  }
+
+  /** The repo, when data may be pushed to it (not a transform's destination). */
+  private writable(account: string, name: string): RepoRow {
     const repo = this.must(account, name);
     if (repo.derivedFrom) throw new ApiError('E18223', `${name} is written by transform ${repo.derivedFrom}`);
     const writer = this.meta.transformWriting(account, name);
     if (writer) throw new ApiError('E18223', `${name} is written by transform ${writer.repo}/${writer.name}`);
-    const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
+    return repo;
+  }
+
+  /** Appends validated points durably and tells the listeners; a full disk is E18009. */
+  private async store(account: string, repo: RepoRow, points: { lines: string[] } | { payload: Buffer; count: number }): Promise<number> {
     const log = await this.log(account, repo);
-    const payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
-    await (payload ? log.appendPayload(payload, lines.length) : log.append(lines));
-    for (const fn of this.appended) fn(account, name);
-    return lines.length;
+    try {
+      await ('lines' in points ? log.append(points.lines) : log.appendPayload(points.payload, points.count));
+    } catch (err) {
+      throw this.writeFailed(err);
+    }
+    this.lastWriteError = undefined;
+    for (const fn of this.appended) fn(account, repo.name);
+    return 'lines' in points ? points.lines.length : points.count;
+  }
+
+  /** Why writes are failing right now (the last append failed and none succeeded since), else undefined. */
+  writeProblem(): string | undefined {
+    return this.lastWriteError;
+  }
+
+  /** Maps an append failure: a full disk is E18009 (507, retry later); anything else stays internal. */
+  private writeFailed(err: unknown): unknown {
+    const code = errnoCode(err);
+    const disk = code === 'ENOSPC' || code === 'EDQUOT';
+    if (disk || code === 'EIO' || err instanceof LogFailedError) this.lastWriteError = `the last append failed (${code ?? (err as Error).message})`;
+    if (disk) return new ApiError('E18009', 'no space left for repo data; the request was not acknowledged, retry when space is freed', { cause: err });
+    return err;
   }
 
   /** The newest `count` points, oldest first. */
@@ -187,15 +284,10 @@ export class RepoService {
   }
 }
 
-/**
- * The body bytes as a log payload, when the lines are exactly the body's lines:
- * lines are in-order slices of `text`, so equal total length means nothing was
- * dropped or changed. Only a trailing newline is cut.
- */
-function verbatimPayload(text: string, raw: Buffer, lines: readonly string[]): Buffer | undefined {
-  const end = text.endsWith('\n') ? text.length - 1 : text.length;
-  let total = lines.length - 1;
-  for (const l of lines) total += l.length;
-  if (total !== end) return undefined;
-  return end === text.length ? raw : raw.subarray(0, raw.length - 1);
+/** The errno code of an error or of its cause (the log wraps failed fsyncs). */
+function errnoCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 4; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string') return e.code;
+  }
+  return undefined;
 }

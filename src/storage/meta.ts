@@ -190,8 +190,12 @@ export class MetaStore {
     const r = this.stmt('SELECT * FROM repos WHERE account=? AND name=?').get(account, name) as Row | undefined;
     return r && repo(r);
   }
-  listRepos(account: string): RepoRow[] {
-    return (this.stmt('SELECT * FROM repos WHERE account=? ORDER BY name').all(account) as Row[]).map(repo);
+  /** Repos by name; with `page`, at most `limit` of those after `after` (list answers are paged). */
+  listRepos(account: string, page?: { after: string; limit: number }): RepoRow[] {
+    const rows = page
+      ? this.stmt('SELECT * FROM repos WHERE account=? AND name>? ORDER BY name LIMIT ?').all(account, page.after, page.limit)
+      : this.stmt('SELECT * FROM repos WHERE account=? ORDER BY name').all(account);
+    return (rows as Row[]).map(repo);
   }
   /** Every repo of every account (for startup sweeps). */
   allRepos(): Array<RepoRow & { account: string }> {

@@ -1,6 +1,6 @@
 import pino from 'pino';
 
-/** The process logger: JSON lines on stdout, key/value fields, errors under `error`. */
-export function createLogger(level: string): pino.Logger {
-  return pino({ level, base: undefined, errorKey: 'error' });
+/** The process logger: JSON lines on stdout (or `dest`), key/value fields, errors under `error`. */
+export function createLogger(level: string, dest?: pino.DestinationStream): pino.Logger {
+  return pino({ level, base: undefined, errorKey: 'error' }, dest);
 }

@@ -1,5 +1,5 @@
 /** Small file-system helpers shared by the log modules. */
-import { closeSync, fdatasync, fsyncSync, openSync, writevSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, writev, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
@@ -38,6 +38,25 @@ export function writeAllSync(fd: number, buffers: Buffer[], position: number): v
   let at = position;
   for (;;) {
     let written = writevSync(fd, pending, at);
+    at += written;
+    let i = 0;
+    while (i < pending.length && written >= pending[i]!.length) {
+      written -= pending[i]!.length;
+      i++;
+    }
+    if (i === pending.length) return;
+    pending = [pending[i]!.subarray(written), ...pending.slice(i + 1)];
+  }
+}
+
+const writevAsync = promisify(writev);
+
+/** {@link writeAllSync} on the libuv thread pool, for writes large enough to stall the event loop. */
+export async function writeAll(fd: number, buffers: Buffer[], position: number): Promise<void> {
+  let pending = buffers;
+  let at = position;
+  for (;;) {
+    let { bytesWritten: written } = await writevAsync(fd, pending, at);
     at += written;
     let i = 0;
     while (i < pending.length && written >= pending[i]!.length) {

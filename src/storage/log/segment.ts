@@ -36,6 +36,8 @@ export class Segment {
   end: number;
   /** Append time of the newest frame (0 when empty), for age retention. */
   lastTime = 0;
+  /** Append time of the oldest frame (0 when empty), for the repo's stats. */
+  firstTime = 0;
   /** Write descriptor; open while the segment is active or not yet synced. */
   fd: number | undefined;
 
@@ -47,6 +49,7 @@ export class Segment {
   }
 
   addFrame(baseOffset: number, position: number, count: number, time: number, bytes: number): void {
+    if (this.bases.length === 0) this.firstTime = time;
     this.bases.push(baseOffset);
     this.positions.push(position);
     this.end = baseOffset + count;

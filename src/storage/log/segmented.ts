@@ -3,7 +3,8 @@
  *
  * Writes happen synchronously on the event loop (one writev of the whole frame
  * into the page cache, ~0.2 ms for 1 MB), which gives a total order of frames
- * for free. Durability is asynchronous: a single flush loop fdatasyncs on the
+ * for free; frames of ASYNC_WRITE_BYTES and more are written on the thread
+ * pool, one at a time, with later appends queued behind them in order. Durability is asynchronous: a single flush loop fdatasyncs on the
  * thread pool and, with fsync 'always', acknowledges every append written
  * before that fdatasync started (group commit).
  */
@@ -12,11 +13,31 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidLineError, LogClosedError, LogFailedError } from './errors.ts';
 import { MAX_PAYLOAD_BYTES, encodeHeader } from './frame.ts';
-import { fdatasyncAsync, fsyncDir, fsyncDirSync, writeAllSync } from './fsutil.ts';
+import { fdatasyncAsync, fsyncDir, fsyncDirSync, writeAll, writeAllSync } from './fsutil.ts';
 import { readPoints } from './reader.ts';
 import { recoverSegments } from './recover.ts';
 import { Segment, segmentFileName } from './segment.ts';
 import type { AppendResult, FsyncPolicy, ReadResult, RepoLog } from './types.ts';
+
+/** Frames from this size are written on the thread pool instead of the event loop. */
+export const ASYNC_WRITE_BYTES = 4 * 1024 * 1024;
+
+/** Cuts off a partial frame after a failed write (best effort: the next append overwrites it anyway, and recovery would cut it). */
+function cutPartialFrame(fd: number, position: number): void {
+  try {
+    ftruncateSync(fd, position);
+  } catch {
+    // keep the original error
+  }
+}
+
+/** An append waiting for the write in progress. */
+interface Queued {
+  payload: Buffer;
+  count: number;
+  resolve: (r: AppendResult | Promise<AppendResult>) => void;
+  reject: (err: unknown) => void;
+}
 
 interface Waiter {
   base: number;
@@ -46,6 +67,10 @@ export class SegmentedLog implements RepoLog {
   private failure: Error | undefined;
   private closing: Promise<void> | undefined;
   private readonly reads = new Set<Promise<unknown>>();
+  /** Appends waiting behind a large write in progress, in arrival order. */
+  private readonly queue: Queued[] = [];
+  /** The queue's drain loop, while a large write is in progress or appends wait. */
+  private writing: Promise<void> | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -76,10 +101,18 @@ export class SegmentedLog implements RepoLog {
   appendPayload(payload: Buffer, count: number): Promise<AppendResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new LogClosedError(`log ${this.dir} is closed`));
-    if (count === 0) return this.whenDurable(this.writtenEnd, this.writtenEnd);
+    if (count === 0 && !this.writing) return this.whenDurable(this.writtenEnd, this.writtenEnd);
     if (payload.length > MAX_PAYLOAD_BYTES) {
       return Promise.reject(new RangeError(`append of ${payload.length} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
     }
+    // Frames are written in arrival order: behind a large write in progress, every append waits its turn.
+    if (this.writing || payload.length >= ASYNC_WRITE_BYTES) return this.enqueue(payload, count);
+    return this.writeFrame(payload, count);
+  }
+
+  /** Writes one frame synchronously (one writev into the page cache) and waits for its durability. */
+  private writeFrame(payload: Buffer, count: number): Promise<AppendResult> {
+    if (count === 0) return this.whenDurable(this.writtenEnd, this.writtenEnd);
     const base = this.writtenEnd;
     const time = Date.now();
     const header = encodeHeader(payload, count, base, time);
@@ -93,19 +126,64 @@ export class SegmentedLog implements RepoLog {
     try {
       writeAllSync(active.fd!, [header, payload], position);
     } catch (err) {
-      // Nothing was recorded in the index. Cut off any partial frame now (best
-      // effort: the next append overwrites it anyway, and recovery would cut it).
-      try {
-        ftruncateSync(active.fd!, position);
-      } catch {
-        // keep the original error
-      }
+      cutPartialFrame(active.fd!, position);
       return Promise.reject(err);
     }
-    active.addFrame(base, position, count, time, header.length + payload.length);
-    this.totalBytes += header.length + payload.length;
+    return this.recordFrame(active, base, position, count, time, header.length + payload.length);
+  }
+
+  /** Indexes a written frame and returns when it is durable. */
+  private recordFrame(active: Segment, base: number, position: number, count: number, time: number, bytes: number): Promise<AppendResult> {
+    active.addFrame(base, position, count, time, bytes);
+    this.totalBytes += bytes;
     this.writtenEnd = base + count;
     return this.whenDurable(base, this.writtenEnd);
+  }
+
+  /**
+   * Large frames are written on the thread pool: a synchronous write of many
+   * megabytes can hold the event loop (and every other request) for hundreds of
+   * milliseconds when the kernel throttles dirty pages. Only one write is in
+   * progress per log; appends arriving meanwhile queue behind it, in order.
+   */
+  private enqueue(payload: Buffer, count: number): Promise<AppendResult> {
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ payload, count, resolve, reject });
+      this.writing ??= this.drainQueue();
+    });
+  }
+
+  private async drainQueue(): Promise<void> {
+    try {
+      for (let job = this.queue.shift(); job; job = this.queue.shift()) {
+        if (this.failure) {
+          job.reject(this.failure);
+          continue;
+        }
+        // Resolving with the durability promise: the queue moves on without waiting for fsync.
+        if (job.payload.length < ASYNC_WRITE_BYTES) job.resolve(this.writeFrame(job.payload, job.count));
+        else await this.writeFrameAsync(job.payload, job.count).then((w) => job.resolve(w.durable), job.reject);
+      }
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  /** Resolves once the frame is written (wrapped: an async function would otherwise wait for `durable` too). */
+  private async writeFrameAsync(payload: Buffer, count: number): Promise<{ durable: Promise<AppendResult> }> {
+    await this.syncBeforeRoll();
+    const base = this.writtenEnd;
+    const time = Date.now();
+    const header = encodeHeader(payload, count, base, time);
+    const active = this.activeForWrite();
+    const position = active.size;
+    try {
+      await writeAll(active.fd!, [header, payload], position);
+    } catch (err) {
+      cutPartialFrame(active.fd!, position);
+      throw err;
+    }
+    return { durable: this.recordFrame(active, base, position, count, time, header.length + payload.length) };
   }
 
   read(from: number, maxPoints: number): Promise<ReadResult> {
@@ -127,6 +205,13 @@ export class SegmentedLog implements RepoLog {
 
   sizeBytes(): number {
     return this.totalBytes;
+  }
+
+  timeRange(): { oldest: number; newest: number } | undefined {
+    const first = this.segments.find((s) => s.bases.length > 0);
+    let i = this.segments.length - 1;
+    while (i >= 0 && this.segments[i]!.bases.length === 0) i--;
+    return first && i >= 0 ? { oldest: first.firstTime, newest: this.segments[i]!.lastTime } : undefined;
   }
 
   /**
@@ -160,6 +245,8 @@ export class SegmentedLog implements RepoLog {
   }
 
   private async shutdown(): Promise<void> {
+    // Appends accepted before close are written first.
+    while (this.writing) await this.writing;
     clearTimeout(this.timer);
     const failedBefore = this.failure;
     if (!failedBefore) this.kickFlush();
@@ -189,6 +276,36 @@ export class SegmentedLog implements RepoLog {
       this.timer.unref();
     }
     return Promise.resolve(result);
+  }
+
+  /**
+   * Before a large write rolls to a new segment: makes the older segments and
+   * the directory durable on the thread pool, so activeForWrite() finds nothing
+   * left to sync with its blocking calls. Only called while no other write runs.
+   */
+  private async syncBeforeRoll(): Promise<void> {
+    const active = this.segments.at(-1)!;
+    if (active.size < this.segmentBytes || active.bases.length === 0) return;
+    const older = this.openSegments.filter((seg) => seg !== active && seg.syncedSize < seg.size);
+    const dirGen = this.dirGen - 1;
+    try {
+      await Promise.all([
+        ...older.map(async (seg) => {
+          const size = seg.size;
+          this.syncing.add(seg);
+          try {
+            await fdatasyncAsync(seg.fd!);
+          } finally {
+            this.syncing.delete(seg);
+          }
+          seg.syncedSize = Math.max(seg.syncedSize, size);
+        }),
+        this.dirSyncedGen < dirGen ? fsyncDir(this.dir).then(() => void (this.dirSyncedGen = Math.max(this.dirSyncedGen, dirGen))) : undefined,
+      ]);
+    } catch (err) {
+      this.fail(err);
+      throw this.failure;
+    }
   }
 
   /** The active segment, after rolling to a new one when it is full. */

@@ -66,6 +66,11 @@ export interface RepoLog {
   startOffset(): number;
   /** Total bytes on disk. */
   sizeBytes(): number;
+  /**
+   * Append times (ms since epoch) of the oldest retained and the newest
+   * written point; undefined while the log holds none.
+   */
+  timeRange(): { oldest: number; newest: number } | undefined;
 }
 
 export interface LogStore {
