@@ -57,6 +57,25 @@ describe('parse workers', () => {
     assert.deepEqual((a as { records: Array<{ tag: string }> }).records.map((r) => r.tag), ['x', 'x', 'x']);
   });
 
+  it('decodes a large body in the repo\'s escape mode on the workers as on the main thread', async () => {
+    // unescapeLine true: \t and \n become TAB and LF, other backslashes stay; false: everything as sent.
+    const line = `host=C:\\new\\x\tn=1\ttag=a\\tb`;
+    const body = Array.from({ length: 160_000 }, () => line).join('\n');
+    assert.ok(body.length > PARSE_WORKER_MIN_BYTES);
+    for (const unescapeLine of [true, false]) {
+      const [a, b] = await both(async (s) => {
+        const repo = await makeRepo(s, fresh('mode'), SCHEMA, { options: { unescapeLine } });
+        const tags = Buffer.from('n=7').toString('base64url');
+        const res = await s.call({ method: 'POST', url: `/v2/repos/${repo}/data?tags=${tags}`, body, headers: { 'content-type': 'text/plain' } });
+        assert.equal(res.statusCode, 200, res.body);
+        return JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${repo}/data?count=1` })).body).records;
+      });
+      assert.deepEqual(a, b);
+      const want = unescapeLine ? { host: 'C:\new\\x', n: 1, tag: 'a\tb' } : { host: 'C:\\new\\x', n: 1, tag: 'a\\tb' };
+      assert.deepEqual(a, [want], `unescapeLine ${unescapeLine}`);
+    }
+  });
+
   it('refuses a large body with a bad line with the same E-code and message, storing nothing', async () => {
     const body = bigBody(80_000, 77_777);
     const [a, b] = await both(async (s) => {
