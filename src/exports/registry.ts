@@ -1,7 +1,10 @@
 import type { SinkKind } from './shared/sink.ts';
+import { tsdbKind } from './tsdb/sink.ts';
 
 /** Every sink kind the server supports; each sink folder adds its kind here. */
-export const SINK_KINDS: readonly SinkKind[] = [];
+export const SINK_KINDS: readonly SinkKind[] = [
+  tsdbKind,
+];
 
 /** The kind for an export `type`, matched case-insensitively; undefined when unknown. */
 export function sinkKind(type: string): SinkKind | undefined {
