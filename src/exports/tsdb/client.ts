@@ -66,7 +66,7 @@ export class InfluxClient {
    * Writes line protocol (timestamps in nanoseconds). Resolves on 204;
    * answers 'no-database' when influxd says the database does not exist.
    */
-  async write(db: string, body: string, signal?: AbortSignal): Promise<'ok' | 'no-database'> {
+  async write(db: string, body: string | Buffer, signal?: AbortSignal): Promise<'ok' | 'no-database'> {
     const path = `/write?db=${encodeURIComponent(db)}&precision=ns`;
     const { status, text, retryAfter } = await this.send(path, body, 'text/plain; charset=utf-8', signal);
     if (status >= 200 && status < 300) return 'ok';
@@ -74,7 +74,7 @@ export class InfluxClient {
     throw classify('write', status, text, retryAfter);
   }
 
-  private async send(path: string, body: string, contentType: string, signal?: AbortSignal): Promise<{ status: number; text: string; retryAfter: string | undefined }> {
+  private async send(path: string, body: string | Buffer, contentType: string, signal?: AbortSignal): Promise<{ status: number; text: string; retryAfter: string | undefined }> {
     if (this.closed) throw new RetryableSinkError('the InfluxDB client is closed');
     try {
       const res = await this.pool.request({

@@ -5,7 +5,9 @@
  */
 import { PermanentSinkError, RetryableSinkError, type DeliveryResult, type ExportBatch, type PreviewResult, type Sink, type SinkContext, type SinkKind } from '../shared/sink.ts';
 import { InfluxClient } from './client.ts';
-import { encodeRecords } from './encode.ts';
+import { decodeLine } from '../../ingest/points.ts';
+import type { Point } from '../../ingest/types.ts';
+import { encodeRecords, LineEncoder, type Verdicts } from './encode.ts';
 import { compileTsdbSpec, type TsdbPlan } from './spec.ts';
 
 /**
@@ -14,30 +16,44 @@ import { compileTsdbSpec, type TsdbPlan } from './spec.ts';
  * recommended batch and measured as fast as larger ones (decision 014).
  */
 const MAX_LINES = 5000;
-const MAX_CHARS = 4 << 20;
+const MAX_BYTES = 4 << 20;
 
 class TsdbSink implements Sink {
   private readonly client: InfluxClient;
+  private readonly encoder: LineEncoder;
   private dbReady = false;
 
   constructor(private readonly plan: TsdbPlan, private readonly ctx: SinkContext) {
     this.client = new InfluxClient(ctx.config.tsdb);
+    this.encoder = new LineEncoder(plan);
   }
 
   async deliver(batch: ExportBatch, signal: AbortSignal): Promise<DeliveryResult> {
-    const { lines, rejected } = encodeRecords(this.plan, batch.points(), batch.from, batch.times);
+    const out: Verdicts = { rejected: [], skipped: 0 };
+    this.encoder.take(); // drops what a failed delivery left pending
     if (!this.dbReady) await this.ensureDatabase(signal);
-    for (let i = 0; i < lines.length;) {
-      let end = i;
-      let chars = 0;
-      while (end < lines.length && end - i < MAX_LINES && (end === i || chars < MAX_CHARS)) chars += (lines[end++] as string).length + 1;
-      await this.write(lines.slice(i, end).join('\n'), signal);
-      i = end;
+    // Pipelined: the next request's records are decoded and converted while
+    // influxd ingests the previous one (one request in flight, in order).
+    // Decoding here per record is what batch.points() does for the whole
+    // batch at once; doing it per request lets it overlap the writes too.
+    const { lines: stored, from, times } = batch;
+    const schema = this.ctx.schema;
+    const point = (i: number): Point => decodeLine(stored[i] as string, schema);
+    let inFlight: Promise<void> | undefined;
+    for (let i = 0; i < stored.length;) {
+      i = this.encoder.encode(point, from, times, i, Math.min(stored.length, i + MAX_LINES), MAX_BYTES, out);
+      const body = this.encoder.count > 0 ? this.encoder.take() : undefined;
+      if (inFlight) await inFlight;
+      inFlight = undefined;
+      if (body === undefined) continue;
+      inFlight = this.write(body, signal);
+      inFlight.catch(() => undefined); // awaited above or below; marks the rejection handled meanwhile
     }
-    return { ackedThrough: batch.from + batch.lines.length, rejected };
+    if (inFlight) await inFlight;
+    return { ackedThrough: from + stored.length, rejected: out.rejected };
   }
 
-  private async write(body: string, signal: AbortSignal): Promise<void> {
+  private async write(body: Buffer, signal: AbortSignal): Promise<void> {
     if ((await this.client.write(this.plan.database, body, signal)) === 'ok') return;
     // Dropped since we created it (or never created: see ensureDatabase): create and try once more.
     this.dbReady = false;
