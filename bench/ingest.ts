@@ -53,7 +53,10 @@ async function startBaseline(ctx: BenchContext): Promise<RunningChild> {
 const TRANSFORM = { name: 'by_host', dest: `${REPO}_by_host`, body: { mode: 'sql', code: `select host, count(*) as n, avg(latency) as lat from ${REPO} group by host`, interval: '5s' } };
 const TRANSFORM_PATH = `/v2/repos/${REPO}/transforms/${TRANSFORM.name}`;
 
-async function startServer(ctx: BenchContext, dataDir: string, withTransform: boolean): Promise<RunningChild> {
+/** Set-up after the repo exists: true = the SQL transform below; a function = the caller's own (e.g. exports). */
+type Setup = boolean | ((url: string) => Promise<void>);
+
+async function startServer(ctx: BenchContext, dataDir: string, withTransform: Setup): Promise<RunningChild> {
   const port = await freePort();
   const child = await startChild(ctx, {
     name: 'server',
@@ -64,7 +67,8 @@ async function startServer(ctx: BenchContext, dataDir: string, withTransform: bo
     healthPath: '/health',
   });
   await signedJson(child.url, 'POST', `/v2/repos/${REPO}`, { region: 'nb', schema: SCHEMA });
-  if (withTransform) await signedJson(child.url, 'POST', `${TRANSFORM_PATH}/to/${TRANSFORM.dest}`, TRANSFORM.body);
+  if (withTransform === true) await signedJson(child.url, 'POST', `${TRANSFORM_PATH}/to/${TRANSFORM.dest}`, TRANSFORM.body);
+  else if (typeof withTransform === 'function') await withTransform(child.url);
   return child;
 }
 
@@ -81,7 +85,7 @@ interface IngestRuns {
  * in rounds, A B B A ..., so a neighbour's load on this shared machine hits
  * both alike instead of whichever happened to run second.
  */
-async function runIngest(ctx: BenchContext, bodies: Body[], dataDir: string, withTransform = false): Promise<IngestRuns> {
+export async function runIngest(ctx: BenchContext, bodies: Body[], dataDir: string, withTransform: Setup = false, afterLoad?: (url: string) => Promise<void>): Promise<IngestRuns> {
   const baseline = await startBaseline(ctx);
   let server: RunningChild | undefined;
   let result: IngestRuns;
@@ -107,7 +111,8 @@ async function runIngest(ctx: BenchContext, bodies: Body[], dataDir: string, wit
       server: combine(phases.server, server.pid, idleRss.server),
       baseline: combine(phases.baseline, baseline.pid, idleRss.baseline),
     };
-    if (withTransform) result.transform = await transformCatchUp(server.url);
+    if (withTransform === true) result.transform = await transformCatchUp(server.url);
+    if (afterLoad) await afterLoad(server.url);
   } finally {
     await baseline.stop();
     const code = await server?.stop();

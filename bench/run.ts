@@ -13,12 +13,13 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload } from './exports-http.ts';
 import { exportsTsdbWorkload } from './exports-workloads.ts';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
 import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions, type Workload, type WorkloadResult } from './lib.ts';
 import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
-const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, exportsTsdbWorkload];
+const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, exportsTsdbWorkload];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

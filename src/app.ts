@@ -2,6 +2,7 @@ import { accessSync, constants, existsSync, readdirSync, rmSync } from 'node:fs'
 import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { dataRoutes } from './api/data.ts';
+import { exportRoutes } from './api/exports.ts';
 import { groupRoutes } from './api/groups.ts';
 import { genReqId, registerHttp, sendJson } from './api/http.ts';
 import { pluginRoutes } from './api/plugins.ts';
@@ -11,6 +12,8 @@ import { JsPluginRuntime } from './plugins/js-runtime.ts';
 import { JvmPluginRuntime } from './plugins/jvm-runtime.ts';
 import { PluginService } from './services/plugins.ts';
 import { SqlEngine } from './sql/engine.ts';
+import { ExportEngine } from './exports/engine.ts';
+import { ExportService } from './exports/service.ts';
 import { TransformRunner } from './transforms/runner.ts';
 import { TransformService } from './transforms/service.ts';
 import { StageManager } from './transforms/stages.ts';
@@ -91,6 +94,8 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     { meta, repos, sql, plugins, stages, maxPointsPerRun: config.transformBatch, sqlTimeoutMs: config.sqlTimeoutMs, failpoint: process.env.PIPELINE_FAILPOINT },
     { capacity, firstRunDelayMs: 1000, log: app.log },
   );
+  const exportEngine = new ExportEngine({ meta, repos, config, capacity, log: app.log });
+  repos.appended.push((account, repo) => exportEngine.notify(account, repo));
   const ctx: AppContext = {
     config,
     accounts: new Accounts(accountList),
@@ -102,8 +107,10 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
     stages,
     capacity,
     transforms: new TransformService(meta, repos, sql, plugins, runner),
+    exports: new ExportService(meta, repos, exportEngine, config),
+    exportEngine,
     log: app.log,
-    hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group)] },
+    hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group), (account) => exportEngine.groupChanged(account)] },
   };
   if (swept) app.log.info({ swept }, 'removed logs of deleted repos');
 
@@ -124,7 +131,9 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   await app.register(async (scope) => dataRoutes(scope, ctx));
   await app.register(async (scope) => transformRoutes(scope, ctx));
   await app.register(async (scope) => pluginRoutes(scope, ctx));
+  await app.register(async (scope) => exportRoutes(scope, ctx));
   runner.start();
+  exportEngine.start();
 
   const retention = setInterval(() => {
     logs.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'retention failed'));
@@ -134,7 +143,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean } = {}):
   app.addHook('onClose', async () => {
     closing = true;
     clearInterval(retention);
-    await runner.close();
+    await Promise.all([runner.close(), exportEngine.close()]);
     await stages.close();
     await Promise.allSettled([sql.close(), js.close(), jvm.close()]);
     await logs.close();

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 
 /** One account: an access key / secret key pair owning its own groups, repos and data. */
@@ -55,7 +56,19 @@ export interface Config {
   s3: { endpoint: string; accessKey: string; secretKey: string; region: string; pathStyle: boolean };
   /** InfluxDB 1.x base URL for tsdb exports ('' = tsdb exports cannot be created). */
   tsdb: { url: string; user: string; password: string };
+  /** Most points per export batch (one request of a streaming sink). */
+  exportBatch: number;
+  /** Most bytes of wire lines per export batch. */
+  exportBatchBytes: number;
+  /** First retry delay of a failed export delivery; doubles up to exportRetryMaxMs. */
+  exportRetryMinMs: number;
+  exportRetryMaxMs: number;
+  /** Networks exports may connect to ([] = any not denied) and networks they never connect to (CIDRs). */
+  exportOutbound: { allow: string[]; deny: string[] };
 }
+
+/** Link-local networks and cloud metadata endpoints (AWS, GCP, Azure, Alibaba, Oracle): never an export target by default. */
+export const DEFAULT_EXPORT_DENY = '169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32,168.63.129.16/32';
 
 /** Every key, its environment variable, default and meaning; drives validation, docs and --help. */
 export const CONFIG_KEYS = [
@@ -94,6 +107,12 @@ export const CONFIG_KEYS = [
   ['tsdbUrl', 'PIPELINE_TSDB_URL', '', 'InfluxDB 1.x URL for tsdb exports, e.g. http://127.0.0.1:8086'],
   ['tsdbUser', 'PIPELINE_TSDB_USER', '', 'InfluxDB user (optional)'],
   ['tsdbPassword', 'PIPELINE_TSDB_PASSWORD', '', 'InfluxDB password (optional)'],
+  ['exportBatch', 'PIPELINE_EXPORT_BATCH', '20000', 'most points per export batch (one http request)'],
+  ['exportBatchSize', 'PIPELINE_EXPORT_BATCH_SIZE', '8MB', 'most bytes of points per export batch'],
+  ['exportRetryMin', 'PIPELINE_EXPORT_RETRY_MIN', '1s', 'first retry delay of a failed export delivery (doubles, with jitter)'],
+  ['exportRetryMax', 'PIPELINE_EXPORT_RETRY_MAX', '60s', 'longest retry delay of a failed export delivery'],
+  ['exportAllow', 'PIPELINE_EXPORT_ALLOW', '', 'comma-separated CIDRs exports may connect to (empty = any address not denied)'],
+  ['exportDeny', 'PIPELINE_EXPORT_DENY', DEFAULT_EXPORT_DENY, 'comma-separated CIDRs exports never connect to (default: link-local and cloud metadata)'],
 ] as const;
 
 export class ConfigError extends Error {
@@ -123,6 +142,16 @@ export function parseSize(v: string | number): number | undefined {
 }
 
 type Raw = Record<string, unknown>;
+
+/** Whether `c` is an IPv4 or IPv6 CIDR (a bare address counts as a /32 or /128). */
+function isCidr(c: string): boolean {
+  const [addr = '', bits] = c.split('/');
+  const v = isIP(addr);
+  if (v === 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d+$/.test(bits) && n >= 0 && n <= (v === 4 ? 32 : 128);
+}
 
 /** One entry of the config file's `accounts`, with its optional grants. */
 function fileAccount(a: Raw, problems: string[]): AccountConfig {
@@ -174,6 +203,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     const v = Number(raw[k]);
     if (!Number.isInteger(v) || v < min || v > max) problems.push(`${k}: "${str(k)}" must be an integer from ${min} to ${max}`);
     return v;
+  };
+  const cidrs = (k: string): string[] => {
+    const list = str(k).split(',').map((c) => c.trim()).filter(Boolean);
+    for (const c of list) if (!isCidr(c)) problems.push(`${k}: "${c}" is not a CIDR (e.g. 10.0.0.0/8, fe80::/10)`);
+    return list;
   };
   const port = Number(raw.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`port: "${str('port')}" is not a TCP port`);
@@ -236,7 +270,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     timezone,
     s3: { endpoint: str('s3Endpoint'), accessKey: str('s3AccessKey'), secretKey: str('s3SecretKey'), region: str('s3Region'), pathStyle: s3PathStyle !== 'false' },
     tsdb: { url: str('tsdbUrl').replace(/\/+$/, ''), user: str('tsdbUser'), password: str('tsdbPassword') },
+    exportBatch: int('exportBatch', 1, 1_000_000),
+    exportBatchBytes: size('exportBatchSize'),
+    exportRetryMinMs: dur('exportRetryMin'),
+    exportRetryMaxMs: dur('exportRetryMax'),
+    exportOutbound: { allow: cidrs('exportAllow'), deny: cidrs('exportDeny') },
   };
+  if (cfg.exportBatchBytes < 1024) problems.push('exportBatchSize: at least 1KB');
+  if (cfg.exportRetryMinMs < 1 || cfg.exportRetryMaxMs < cfg.exportRetryMinMs) problems.push('exportRetryMin must be at least 1ms and exportRetryMax at least exportRetryMin');
   if (!/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(cfg.sqlMemory)) problems.push(`sqlMemory: "${cfg.sqlMemory}" must be a size like 512MB or 2GB`);
   if (cfg.pluginMemoryMb < 16) problems.push('pluginMemory: at least 16MB');
   if (cfg.regions.length === 0) problems.push('regions: at least one region is needed');

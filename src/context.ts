@@ -1,6 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Accounts } from './auth/accounts.ts';
 import type { Config } from './config.ts';
+import type { ExportEngine } from './exports/engine.ts';
+import type { ExportService } from './exports/service.ts';
 import type { LogStore } from './storage/log/types.ts';
 import type { MetaStore } from './storage/meta.ts';
 import type { GroupCapacity } from './services/capacity.ts';
@@ -24,6 +26,9 @@ export interface AppContext {
   stages: StageManager;
   /** Resource-group run capacity shared by transforms and exports. */
   capacity: GroupCapacity;
+  /** Exports: the API's domain service and the delivery engine. */
+  exports: ExportService;
+  exportEngine: ExportEngine;
   log: FastifyBaseLogger;
   /** Hooks later components (transform runner, exports) register for lifecycle events. */
   hooks: LifecycleHooks;

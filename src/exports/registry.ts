@@ -1,8 +1,10 @@
+import { httpKind } from './http/index.ts';
 import type { SinkKind } from './shared/sink.ts';
 import { tsdbKind } from './tsdb/sink.ts';
 
 /** Every sink kind the server supports; each sink folder adds its kind here. */
 export const SINK_KINDS: readonly SinkKind[] = [
+  httpKind,
   tsdbKind,
 ];
 

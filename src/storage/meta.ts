@@ -46,6 +46,8 @@ export interface ExportRow {
   name: string;
   type: string;
   spec: Record<string, unknown>;
+  /** Where reading started at creation: the oldest retained point or the points arriving after creation. */
+  whence: 'oldest' | 'newest';
   createTime: string;
   updateTime: string;
 }
@@ -102,6 +104,7 @@ const exportRow = (r: Row): ExportRow => ({
   name: r.name as string,
   type: r.type as string,
   spec: JSON.parse(r.spec_json as string) as Record<string, unknown>,
+  whence: r.whence === 'newest' ? 'newest' : 'oldest',
   createTime: r.create_time as string,
   updateTime: r.update_time as string,
 });
@@ -238,6 +241,24 @@ export class MetaStore {
   }
 
   // exports
+  getExport(account: string, repoName: string, name: string): ExportRow | undefined {
+    const r = this.stmt('SELECT * FROM exports WHERE account=? AND repo=? AND name=?').get(account, repoName, name) as Row | undefined;
+    return r && exportRow(r);
+  }
+  /** Every export of every account (the engine starts them all). */
+  allExports(): Array<ExportRow & { account: string }> {
+    return (this.stmt('SELECT * FROM exports').all() as Row[]).map((r) => ({ ...exportRow(r), account: r.account as string }));
+  }
+  insertExport(account: string, e: ExportRow): void {
+    this.stmt('INSERT INTO exports (account, repo, name, type, spec_json, create_time, update_time, whence) VALUES (?,?,?,?,?,?,?,?)')
+      .run(account, e.repo, e.name, e.type, JSON.stringify(e.spec), e.createTime, e.updateTime, e.whence);
+  }
+  updateExportSpec(account: string, repoName: string, name: string, spec: Record<string, unknown>, updateTime: string): void {
+    this.stmt('UPDATE exports SET spec_json=?, update_time=? WHERE account=? AND repo=? AND name=?').run(JSON.stringify(spec), updateTime, account, repoName, name);
+  }
+  deleteExport(account: string, repoName: string, name: string): void {
+    this.stmt('DELETE FROM exports WHERE account=? AND repo=? AND name=?').run(account, repoName, name);
+  }
   listExports(account: string, repoName: string): ExportRow[] {
     return (this.stmt('SELECT * FROM exports WHERE account=? AND repo=? ORDER BY name').all(account, repoName) as Row[]).map(exportRow);
   }

@@ -1,0 +1,103 @@
+/** Helpers of the export tests: a real HTTP receiver on a free port, and waiting on export status. */
+import { spawn } from 'node:child_process';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { AK, SK, signRequest, type TestServer } from './helpers.ts';
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface Receiver {
+  /** host:port of the receiver. */
+  host: string;
+  requests: Received[];
+  /** Every line of every 2xx-answered request, in arrival order. */
+  lines(): string[];
+  /** Decides each answer (default 200). */
+  respond: (r: Received) => number | { status: number; headers?: Record<string, string> };
+  close(): Promise<void>;
+}
+
+/** Starts an HTTP receiver that records every request. */
+export async function startReceiver(): Promise<Receiver> {
+  const requests: Received[] = [];
+  const accepted: Received[] = [];
+  const rec: Receiver = {
+    host: '',
+    requests,
+    lines: () => accepted.flatMap((r) => r.body.split('\n')).filter((l) => l !== ''),
+    respond: () => 200,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      requests.push(r);
+      const a = rec.respond(r);
+      const { status, headers } = typeof a === 'number' ? { status: a, headers: {} } : a;
+      if (status >= 200 && status < 300) accepted.push(r);
+      res.writeHead(status, headers);
+      res.end(status >= 300 ? 'refused' : '');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  rec.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return rec;
+}
+
+/** Polls until `fn` is true (real time: deliveries are real I/O). */
+export async function waitFor(fn: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await fn())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** GET of one export (with status). */
+export async function getExport(s: TestServer, repo: string, name: string): Promise<{ status: Record<string, any> } & Record<string, any>> {
+  const res = await s.call({ method: 'GET', url: `/v2/repos/${repo}/exports/${name}` });
+  if (res.statusCode !== 200) throw new Error(`GET export ${repo}/${name}: ${res.statusCode} ${res.body}`);
+  return JSON.parse(res.body);
+}
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+/** The real server as a child process (src/main.ts with tsx) on a free port, for crash and process-level tests. */
+export function spawnServer(dir: string, env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PIPELINE_PORT: '0', PIPELINE_DATA_DIR: dir, PIPELINE_ACCESS_KEY: AK, PIPELINE_SECRET_KEY: SK, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const base = new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening at (http:\/\/[^"\s]+)/.exec(out);
+      if (m) resolve(m[1] as string);
+    });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    void exited.then(() => reject(new Error(`server exited: ${out}`)));
+  });
+  /** A signed request to the child. */
+  const call = async (method: string, path: string, body?: string, contentType = 'application/json') => {
+    const headers: Record<string, string> = { date: new Date().toUTCString() };
+    if (body !== undefined) headers['content-type'] = contentType;
+    headers.authorization = `Pandora ${AK}:${signRequest(SK, method, path, headers)}`;
+    const res = await request((await base) + path, { method: method as 'GET', headers, body });
+    return { status: res.statusCode, body: await res.body.text() };
+  };
+  return { child, base, exited, call };
+}
