@@ -39,6 +39,37 @@ export class ByteWriter {
     this.len = p;
   }
 
+  /** Appends s[start, end), which holds no character above U+007F (the caller checked). */
+  ascii(s: string, start: number, end: number): void {
+    this.ensure(end - start);
+    const buf = this.buf;
+    let p = this.len;
+    for (let i = start; i < end; i++) buf[p++] = s.charCodeAt(i);
+    this.len = p;
+  }
+
+  /** Appends s[start, end) as a string field value (see quoted). */
+  quotedRange(s: string, start: number, end: number): void {
+    const n = end - start;
+    this.ensure(n * 2 + 2);
+    const buf = this.buf;
+    const mark = this.len;
+    let p = mark;
+    buf[p++] = 34;
+    for (let i = start; i < end; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 128) {
+        this.len = mark;
+        this.quoted(s.slice(start, end));
+        return;
+      }
+      if (c === 34 || c === 92) buf[p++] = 92;
+      buf[p++] = c;
+    }
+    buf[p++] = 34;
+    this.len = p;
+  }
+
   /** Appends one ASCII byte. */
   byte(c: number): void {
     this.ensure(1);
@@ -92,16 +123,6 @@ export class ByteWriter {
       buf[--p] = 48 + (t - q * 10);
       t = q;
     } while (t > 0);
-  }
-
-  /** Appends bytes copied from another buffer (short runs: a loop beats the native copy call). */
-  bytes(src: Uint8Array): void {
-    const n = src.length;
-    this.ensure(n);
-    const buf = this.buf;
-    let p = this.len;
-    for (let i = 0; i < n; i++) buf[p++] = src[i]!;
-    this.len = p;
   }
 
   /** Appends a non-negative integer below 10^width (and 2^31) as exactly `width` digits, zero-padded. */

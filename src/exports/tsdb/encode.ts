@@ -12,8 +12,11 @@ import type { Point } from '../../ingest/types.ts';
 import type { Rejected } from '../shared/sink.ts';
 import { valueAt } from '../shared/fields.ts';
 import { escapeKey, lineSafe, longNs, nsText, rfc3339Ns } from './line.ts';
+import type { CompiledSchema } from '../../ingest/compiled.ts';
+import { decodeLine } from '../../ingest/points.ts';
 import { ByteWriter } from './bytes.ts';
 import type { FieldPlan, TsdbPlan } from './spec.ts';
+import { WireTranscoder } from './wire.ts';
 
 /** What happened to the records that were not written. */
 export interface Verdicts {
@@ -85,8 +88,7 @@ function tagText(name: string, v: unknown, cache: Map<string, string>): string {
   return text;
 }
 
-/** The digits of the last append time written: records pushed together share it. */
-const lastMs = { ms: -1, digits: Buffer.alloc(0) };
+const NO_POINT: Point = {};
 
 function writeTimestamp(out: ByteWriter, plan: TsdbPlan, point: Point, offset: number, appendMs: number): void {
   const ts = plan.timestamp;
@@ -94,12 +96,8 @@ function writeTimestamp(out: ByteWriter, plan: TsdbPlan, point: Point, offset: n
     // The time the server stored the record, plus its offset as sub-millisecond
     // nanoseconds: records never collapse onto one timestamp, and a redelivery
     // writes the very same point (InfluxDB overwrites it) instead of a duplicate.
-    if (appendMs > 0 && appendMs < 9e12) {
-      if (appendMs !== lastMs.ms) {
-        lastMs.ms = appendMs;
-        lastMs.digits = Buffer.from(String(appendMs), 'latin1');
-      }
-      out.bytes(lastMs.digits);
+    if (appendMs > 0 && appendMs < 9e12 && Number.isInteger(appendMs)) {
+      out.int(appendMs);
       out.padded(offset % 1_000_000, 6);
       return;
     }
@@ -197,6 +195,45 @@ export class LineEncoder {
     }
     return i;
   }
+
+  /**
+   * As encode, for stored wire lines of a repo with `schema`: lines the
+   * WireTranscoder takes are converted without decoding, the others are
+   * decoded (as ExportBatch.points() decodes them) and go the decode path.
+   */
+  encodeStored(lines: readonly string[], schema: CompiledSchema, from: number, times: readonly number[], start: number, end: number, maxBytes: number, verdicts: Verdicts): number {
+    if (this.wire === null || this.wireSchema !== schema) {
+      this.wire = WireTranscoder.create(this.plan, schema);
+      this.wireSchema = schema;
+    }
+    const wire = this.wire;
+    const out = this.out;
+    let i = start;
+    while (i < end && out.len < maxBytes) {
+      const mark = out.len;
+      if (wire !== undefined) {
+        if (this.count > 0) out.byte(10);
+        this.offset = from + i;
+        this.appendMs = times[i] ?? 0;
+        if (wire.write(out, lines[i] as string, this.tagFor, this.appendTime)) {
+          this.count++;
+          i++;
+          continue;
+        }
+        out.len = mark;
+      }
+      this.encode((k) => decodeLine(lines[k] as string, schema), from, times, i, i + 1, Infinity, verdicts);
+      i++;
+    }
+    return i;
+  }
+
+  private wire: WireTranscoder | undefined | null = null;
+  private wireSchema: CompiledSchema | undefined;
+  private offset = 0;
+  private appendMs = 0;
+  private readonly tagFor = (i: number, v: string): string => tagText(this.plan.tags[i]!.name, v, this.tagCaches[i]!);
+  private readonly appendTime = (): void => writeTimestamp(this.out, this.plan, NO_POINT, this.offset, this.appendMs);
 
   /** The pending lines as one body (lines joined by newlines), and a fresh start. */
   take(): Buffer {

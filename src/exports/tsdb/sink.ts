@@ -5,8 +5,6 @@
  */
 import { PermanentSinkError, RetryableSinkError, type DeliveryResult, type ExportBatch, type PreviewResult, type Sink, type SinkContext, type SinkKind } from '../shared/sink.ts';
 import { InfluxClient } from './client.ts';
-import { decodeLine } from '../../ingest/points.ts';
-import type { Point } from '../../ingest/types.ts';
 import { encodeRecords, LineEncoder, type Verdicts } from './encode.ts';
 import { compileTsdbSpec, type TsdbPlan } from './spec.ts';
 
@@ -34,14 +32,13 @@ class TsdbSink implements Sink {
     if (!this.dbReady) await this.ensureDatabase(signal);
     // Pipelined: the next request's records are decoded and converted while
     // influxd ingests the previous one (one request in flight, in order).
-    // Decoding here per record is what batch.points() does for the whole
-    // batch at once; doing it per request lets it overlap the writes too.
+    // Records are converted from the stored lines (decoded only where the
+    // fast path declines, as batch.points() would decode them), per request,
+    // so the conversion overlaps the writes too.
     const { lines: stored, from, times } = batch;
-    const schema = this.ctx.schema;
-    const point = (i: number): Point => decodeLine(stored[i] as string, schema);
     let inFlight: Promise<void> | undefined;
     for (let i = 0; i < stored.length;) {
-      i = this.encoder.encode(point, from, times, i, Math.min(stored.length, i + MAX_LINES), MAX_BYTES, out);
+      i = this.encoder.encodeStored(stored, this.ctx.schema, from, times, i, Math.min(stored.length, i + MAX_LINES), MAX_BYTES, out);
       const body = this.encoder.count > 0 ? this.encoder.take() : undefined;
       if (inFlight) await inFlight;
       inFlight = undefined;

@@ -19,6 +19,8 @@ export interface TagPlan {
   readonly prefix: string;
   readonly path: readonly string[];
   readonly name: string;
+  /** Type of the source field. */
+  readonly source: ValType;
 }
 
 export interface FieldPlan extends TagPlan {
@@ -121,8 +123,8 @@ export function compileTsdbSpec(spec: Record<string, unknown>, schema: readonly 
   return {
     database,
     measurement: escapeMeasurement(measurement),
-    tags: tags.sort(byKey).map((t) => ({ prefix: `,${escapeKey(t.name)}=`, path: t.path, name: t.name })),
-    fields: fields.map((f) => ({ prefix: `${escapeKey(f.name)}=`, path: f.path, name: f.name, kind: FIELD_KIND[f.field.valtype] ?? 'string' })),
+    tags: tags.sort(byKey).map((t) => ({ prefix: `,${escapeKey(t.name)}=`, path: t.path, name: t.name, source: t.field.valtype })),
+    fields: fields.map((f) => ({ prefix: `${escapeKey(f.name)}=`, path: f.path, name: f.name, source: f.field.valtype, kind: FIELD_KIND[f.field.valtype] ?? 'string' })),
     timestamp,
     longUnit: unit as LongUnit,
     omitEmpty: spec.omitEmpty === true,
