@@ -1,4 +1,5 @@
 import { httpKind } from './http/index.ts';
+import { mongoKind } from './mongo/sink.ts';
 import type { SinkKind } from './shared/sink.ts';
 import { tsdbKind } from './tsdb/sink.ts';
 
@@ -6,6 +7,7 @@ import { tsdbKind } from './tsdb/sink.ts';
 export const SINK_KINDS: readonly SinkKind[] = [
   httpKind,
   tsdbKind,
+  mongoKind,
 ];
 
 /** The kind for an export `type`, matched case-insensitively; undefined when unknown. */
