@@ -14,12 +14,12 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload } from './exports-http.ts';
-import { exportsTsdbWorkload } from './exports-workloads.ts';
+import { exportsMongoWorkload, exportsTsdbWorkload } from './exports-workloads.ts';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
 import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions, type Workload, type WorkloadResult } from './lib.ts';
 import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
-const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, exportsTsdbWorkload];
+const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, exportsTsdbWorkload, exportsMongoWorkload];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

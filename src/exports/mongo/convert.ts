@@ -20,7 +20,8 @@ export function bsonValue(field: SchemaField | undefined, v: unknown): unknown {
     case 'long':
       return typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : v;
     case 'float':
-      return typeof v === 'number' ? new Double(v) : v;
+      // A non-integer number is a BSON double anyway; 3.0 would become an int32 without the wrapper.
+      return typeof v === 'number' && Number.isInteger(v) ? new Double(v) : v;
     case 'date': {
       if (typeof v !== 'string') return v;
       const ms = Date.parse(v);
@@ -38,11 +39,14 @@ export function bsonValue(field: SchemaField | undefined, v: unknown): unknown {
   }
 }
 
-/** A whole record as a document, field by field. */
-export function recordDoc(schema: readonly SchemaField[], point: Point): Document {
-  const out: Document = {};
-  for (const [k, v] of Object.entries(point)) {
-    const b = bsonValue(schema.find((f) => f.key === k), v);
+const byKey = new WeakMap<readonly SchemaField[], Map<string, SchemaField>>();
+
+/** A whole record as a document, field by field (added to `out`). */
+export function recordDoc(schema: readonly SchemaField[], point: Point, out: Document = {}): Document {
+  let fields = byKey.get(schema);
+  if (!fields) byKey.set(schema, (fields = new Map(schema.map((f) => [f.key, f]))));
+  for (const k in point) {
+    const b = bsonValue(fields.get(k), point[k]);
     if (b !== undefined) out[k] = b;
   }
   return out;
@@ -79,11 +83,16 @@ export interface OpContext {
  * @throws Unfit
  */
 export function operation(plan: MongoPlan, schema: readonly SchemaField[], point: Point, offset: number, ctx: OpContext): { op: AnyBulkWriteOperation; derived: boolean } {
-  const body = (plan.doc ? fill(plan.doc, point) : recordDoc(schema, point)) as Document;
   if (plan.mode === 'INSERT') {
-    if (body._id !== undefined) return { op: { insertOne: { document: body } }, derived: false };
-    return { op: { insertOne: { document: { _id: ctx.derivedId(offset) as unknown as Document['_id'], ...body } } }, derived: true };
+    // _id first (where the server puts it), built in place rather than copied.
+    const doc: Document = { _id: undefined };
+    if (plan.doc) Object.assign(doc, fill(plan.doc, point));
+    else recordDoc(schema, point, doc);
+    if (doc._id !== undefined) return { op: { insertOne: { document: doc } }, derived: false };
+    doc._id = ctx.derivedId(offset);
+    return { op: { insertOne: { document: doc } }, derived: true };
   }
+  const body = (plan.doc ? fill(plan.doc, point) : recordDoc(schema, point)) as Document;
   const filter: Document = {};
   for (const k of plan.updateKey) {
     const v = bsonValue(k.field, k.path.length === 1 ? point[k.path[0] as string] : valueAt(point, k.path));

@@ -10,6 +10,8 @@
  */
 import { EJSON } from 'bson';
 import { MongoBulkWriteError, MongoClient, MongoError, MongoServerError, type AnyBulkWriteOperation, type Collection } from 'mongodb';
+import { decodeLine } from '../../ingest/points.ts';
+import type { Point } from '../../ingest/types.ts';
 import { OutboundPolicy } from '../shared/outbound.ts';
 import { PermanentSinkError, RetryableSinkError, type DeliveryResult, type ExportBatch, type PreviewResult, type Rejected, type Sink, type SinkContext, type SinkKind } from '../shared/sink.ts';
 import { operation, Unfit } from './convert.ts';
@@ -22,6 +24,8 @@ import { compileMongoSpec, type MongoPlan } from './spec.ts';
  */
 const RETRYABLE_CODES = new Set([6, 7, 13, 18, 50, 63, 64, 89, 91, 134, 150, 189, 262, 9001, 10107, 11600, 11601, 11602, 13435, 13436, 16500]);
 const DUPLICATE_KEY = 11000;
+/** Records per bulkWrite: small enough that building the next one overlaps the write, large enough to batch. */
+const CHUNK = 10000;
 
 function retryable(err: unknown): boolean {
   if (!(err instanceof MongoError)) return false;
@@ -65,14 +69,13 @@ class MongoSink implements Sink {
     this.idPrefix = `${ctx.account}/${ctx.repo.name}/${ctx.exportName}/${Number.isNaN(created) ? 0 : created.toString(36)}:`;
   }
 
-  private build(batch: ExportBatch): Built {
-    const points = batch.points();
+  /** Operations for records [start, end) of a batch; `point(i)` is record i decoded. */
+  private build(point: (i: number) => Point, from: number, start: number, end: number): Built {
     const out: Built = { ops: [], offsets: [], derived: [], rejected: [] };
-    const ctx = { derivedId: (offset: number): string => this.idPrefix + offset };
-    for (let i = 0; i < points.length; i++) {
-      const offset = batch.from + i;
+    for (let i = start; i < end; i++) {
+      const offset = from + i;
       try {
-        const { op, derived } = operation(this.plan, this.ctx.repo.schema, points[i]!, offset, ctx);
+        const { op, derived } = operation(this.plan, this.ctx.repo.schema, point(i), offset, this.ids);
         out.ops.push(op);
         out.offsets.push(offset);
         out.derived.push(derived);
@@ -84,14 +87,34 @@ class MongoSink implements Sink {
     return out;
   }
 
+  private readonly ids = { derivedId: (offset: number): string => this.idPrefix + offset };
+
   async deliver(batch: ExportBatch, signal: AbortSignal): Promise<DeliveryResult> {
-    const built = this.build(batch);
-    const done = { ackedThrough: batch.from + batch.lines.length, rejected: built.rejected };
-    if (built.ops.length === 0) return done;
-    if (signal.aborted) throw signal.reason;
+    const rejected: Rejected[] = [];
+    const { lines, from } = batch;
+    const schema = this.ctx.schema;
+    // Decoded per record as batch.points() would, chunk by chunk, so that
+    // building the next chunk overlaps the server writing the previous one.
+    // Chunks are written in order, one at a time: a later $set lands last.
+    const point = (i: number): Point => decodeLine(lines[i] as string, schema);
+    let inFlight: Promise<void> | undefined;
+    for (let i = 0; i < lines.length; i += CHUNK) {
+      const built = this.build(point, from, i, Math.min(lines.length, i + CHUNK));
+      rejected.push(...built.rejected);
+      if (inFlight) await inFlight;
+      if (signal.aborted) throw signal.reason;
+      inFlight = built.ops.length ? this.write(built, rejected) : undefined;
+      inFlight?.catch(() => undefined); // awaited above or below; marks the rejection handled meanwhile
+    }
+    if (inFlight) await inFlight;
+    rejected.sort((a, b) => a.offset - b.offset);
+    return { ackedThrough: from + lines.length, rejected };
+  }
+
+  /** One unordered bulkWrite; per-document refusals are added to `rejected`. */
+  private async write(built: Built, rejected: Rejected[]): Promise<void> {
     try {
       await this.coll.bulkWrite(built.ops, { ordered: false });
-      return done;
     } catch (err) {
       const errors = err instanceof MongoBulkWriteError ? (Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]) : [];
       // No per-document errors: the command itself failed (the driver wraps that
@@ -105,15 +128,14 @@ class MongoSink implements Sink {
         if (we.code === DUPLICATE_KEY && built.derived[we.index]) continue; // written by an earlier delivery
         if (RETRYABLE_CODES.has(we.code)) throw new RetryableSinkError(`MongoDB: ${we.errmsg ?? `code ${we.code}`}`, { cause: err });
         const offset = built.offsets[we.index];
-        if (offset !== undefined) done.rejected.push({ offset, error: `MongoDB refused the document (code ${we.code}): ${we.errmsg ?? ''}`.slice(0, 1000) });
+        if (offset !== undefined) rejected.push({ offset, error: `MongoDB refused the document (code ${we.code}): ${we.errmsg ?? ''}`.slice(0, 1000) });
       }
-      done.rejected.sort((a, b) => a.offset - b.offset);
-      return done;
     }
   }
 
   async preview(batch: ExportBatch): Promise<PreviewResult> {
-    const built = this.build(batch);
+    const points = batch.points();
+    const built = this.build((i) => points[i] as Point, batch.from, 0, points.length);
     return {
       rendered: {
         database: this.plan.dbName,
