@@ -64,6 +64,8 @@ class MongoSink implements Sink {
       lookup: policy.lookup,
     } as ConstructorParameters<typeof MongoClient>[1]);
     this.coll = this.client.db(plan.dbName).collection(plan.collName);
+    // Connect while the engine reads the first batch; a failure shows up again (and is classified) in deliver.
+    this.client.connect().catch(() => undefined);
     // Unique per export incarnation: a repo deleted and created again restarts its offsets.
     const created = Date.parse(ctx.repo.createTime);
     this.idPrefix = `${ctx.account}/${ctx.repo.name}/${ctx.exportName}/${Number.isNaN(created) ? 0 : created.toString(36)}:`;
