@@ -15,7 +15,8 @@ import { compileMongoSpec } from '../src/exports/mongo/spec.ts';
 import { OutboundPolicy } from '../src/exports/shared/outbound.ts';
 import type { ExportBatch } from '../src/exports/shared/sink.ts';
 import { batchOf, openSink, repoRow, testConfig } from '../test/sink-harness.ts';
-import { fmtInt, type BenchContext, type Check, type WorkloadResult } from './lib.ts';
+import { compareSinkToDirect, type Pass } from './exports-compare.ts';
+import { fmtInt, type BenchContext, type WorkloadResult } from './lib.ts';
 
 const RECORDS = Number(process.env.BENCH_MONGO_RECORDS ?? 100_000);
 const BATCH = 20_000;
@@ -72,63 +73,39 @@ export async function runMongoBench(ctx: BenchContext): Promise<WorkloadResult> 
     if (n !== RECORDS) throw new Error(`stand-in holds ${n} documents in ${coll}, expected ${RECORDS}`);
     await client.db('bench').collection(coll).drop();
   };
-  const sinkPass = async (): Promise<number> => {
+  const sinkPass: Pass = async (timed) => {
     const coll = `s${pass++}`;
     const batches = stored.map(fresh);
     const sink = await openSink(mongoKind, { ...spec, collName: coll }, repo, config, 'bench');
     await new Promise((r) => setTimeout(r, 50)); // the sink connects on creation, as while the engine reads its first batch
     const signal = new AbortController().signal;
-    const start = performance.now();
-    for (const b of batches) {
-      const r = await sink.deliver(b, signal);
-      if (r.rejected.length) throw new Error(`sink rejected ${r.rejected.length}: ${r.rejected[0]?.error}`);
-    }
-    const ms = performance.now() - start;
+    await timed(async () => {
+      for (const b of batches) {
+        const r = await sink.deliver(b, signal);
+        if (r.rejected.length) throw new Error(`sink rejected ${r.rejected.length}: ${r.rejected[0]?.error}`);
+      }
+    });
     await sink.close();
     await drop(coll);
-    return ms;
   };
-  const directPass = async (): Promise<number> => {
+  const directPass: Pass = async (timed) => {
     const coll = client.db('bench').collection(`d${pass++}`);
-    const start = performance.now();
-    for (const ops of prebuilt) await coll.bulkWrite(ops, { ordered: false });
-    const ms = performance.now() - start;
+    await timed(async () => {
+      for (const ops of prebuilt) await coll.bulkWrite(ops, { ordered: false });
+    });
     await drop(coll.collectionName);
-    return ms;
   };
-
-  ctx.log(`${fmtInt(RECORDS)} records, warm-up`);
-  await directPass();
-  await sinkPass();
-  const sinkMs: number[] = [];
-  const directMs: number[] = [];
-  const rounds = Math.max(7, ctx.opts.rounds);
-  for (let r = 0; r < rounds; r++) {
-    directMs.push(await directPass());
-    sinkMs.push(await sinkPass());
-    ctx.log(`round ${r + 1}: direct ${directMs.at(-1)?.toFixed(0)} ms, sink ${sinkMs.at(-1)?.toFixed(0)} ms`);
-  }
-  const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
-  const rate = (ms: number): number => RECORDS / (ms / 1000);
-  const sinkRate = rate(median(sinkMs));
-  const directRate = rate(median(directMs));
-  const ratio = sinkRate / directRate;
-  const checks: Check[] = [{
-    name: 'exports-mongo: sink records/s / direct bulkWrite records/s',
-    target: `>= ${TARGET_RATIO}`,
-    actual: `${ratio.toFixed(3)} (${fmtInt(sinkRate)} vs ${fmtInt(directRate)} records/s)`,
-    ok: ratio >= TARGET_RATIO,
-  }];
+  const c = await compareSinkToDirect(ctx, RECORDS, sinkPass, directPass);
   return {
     tables: [{
-      title: `${fmtInt(RECORDS)} records (6 fields) INSERTed into the MongoDB wire-protocol stand-in, median of ${rounds} alternating passes`,
-      columns: ['path', 'records/s', 'ms per pass'],
+      title: `${fmtInt(RECORDS)} records (6 fields) INSERTed into the MongoDB wire-protocol stand-in, median of ${c.rounds} alternating passes`,
+      columns: ['path', 'records/s', 'ms per pass', 'node CPU µs/record'],
       rows: [
-        ['mongo sink (decode + documents + bulkWrite)', fmtInt(sinkRate), fmtInt(median(sinkMs))],
-        ['direct bulkWrite of prebuilt documents', fmtInt(directRate), fmtInt(median(directMs))],
+        ['mongo sink (decode + documents + bulkWrite)', fmtInt(c.sink.rate), fmtInt(c.sink.medianMs), c.sink.medianCpuUs.toFixed(2)],
+        ['direct bulkWrite of prebuilt documents', fmtInt(c.direct.rate), fmtInt(c.direct.medianMs), c.direct.medianCpuUs.toFixed(2)],
       ],
     }],
-    checks,
-    json: { records: RECORDS, sinkMs, directMs, sinkRate, directRate, ratio },
+    checks: [c.check('exports-mongo: sink records/s / direct bulkWrite records/s', 'records', TARGET_RATIO)],
+    json: { records: RECORDS, sink: c.sink, direct: c.direct, ratio: c.ratio },
   };
 }

@@ -13,7 +13,8 @@ import { compileTsdbSpec } from '../src/exports/tsdb/spec.ts';
 import type { ExportBatch } from '../src/exports/shared/sink.ts';
 import { startInflux } from '../test/influx.ts';
 import { batchOf, openSink, repoRow, testConfig } from '../test/sink-harness.ts';
-import { fmtInt, type BenchContext, type Check, type WorkloadResult } from './lib.ts';
+import { compareSinkToDirect, type Pass } from './exports-compare.ts';
+import { fmtInt, type BenchContext, type WorkloadResult } from './lib.ts';
 
 const POINTS = Number(process.env.BENCH_TSDB_POINTS ?? 200_000);
 const BATCH = 20_000;
@@ -66,8 +67,6 @@ export async function runTsdbBench(ctx: BenchContext): Promise<WorkloadResult> {
   ctx.cleanup.add('close pool', () => pool.close());
 
   let pass = 0;
-  const sinkCpuUs: number[] = [];
-  const directCpuUs: number[] = [];
   // Each pass checks its count and drops its database, so that no pass pays
   // influxd's background compaction of an earlier pass's data.
   const dropAfter = async (db: string): Promise<void> => {
@@ -75,74 +74,43 @@ export async function runTsdbBench(ctx: BenchContext): Promise<WorkloadResult> {
     if (Number(rows[0]?.count) !== POINTS) throw new Error(`influxd holds ${String(rows[0]?.count)} points in ${db}, expected ${POINTS}`);
     await influx.query(`DROP DATABASE "${db}"`);
   };
-  const sinkPass = async (): Promise<number> => {
+  const sinkPass: Pass = async (timed) => {
     const batches = stored.map(fresh);
     const db = `s${pass++}`;
     const sink = await openSink(tsdbKind, { destRepoName: db, ...SPEC }, repo, config);
     const signal = new AbortController().signal;
-    const cpu0 = process.cpuUsage();
-    const start = performance.now();
-    for (const b of batches) {
-      const r = await sink.deliver(b, signal);
-      if (r.rejected.length) throw new Error(`sink rejected ${r.rejected.length} records: ${r.rejected[0]?.error}`);
-    }
-    const ms = performance.now() - start;
-    const cpu = process.cpuUsage(cpu0);
-    sinkCpuUs.push((cpu.user + cpu.system) / POINTS);
+    await timed(async () => {
+      for (const b of batches) {
+        const r = await sink.deliver(b, signal);
+        if (r.rejected.length) throw new Error(`sink rejected ${r.rejected.length} records: ${r.rejected[0]?.error}`);
+      }
+    });
     await sink.close();
     await dropAfter(db);
-    return ms;
   };
-  const directPass = async (): Promise<number> => {
+  const directPass: Pass = async (timed) => {
     const db = `d${pass++}`;
     await influx.query(`CREATE DATABASE "${db}"`);
-    const cpu0 = process.cpuUsage();
-    const start = performance.now();
-    for (const body of prebuilt) {
-      const res = await pool.request({ method: 'POST', path: `/write?db=${db}&precision=ns`, body });
-      const text = await res.body.text();
-      if (res.statusCode !== 204) throw new Error(`influx ${res.statusCode}: ${text}`);
-    }
-    const ms = performance.now() - start;
-    const cpu = process.cpuUsage(cpu0);
-    directCpuUs.push((cpu.user + cpu.system) / POINTS);
+    await timed(async () => {
+      for (const body of prebuilt) {
+        const res = await pool.request({ method: 'POST', path: `/write?db=${db}&precision=ns`, body });
+        const text = await res.body.text();
+        if (res.statusCode !== 204) throw new Error(`influx ${res.statusCode}: ${text}`);
+      }
+    });
     await dropAfter(db);
-    return ms;
   };
-
-  ctx.log(`${fmtInt(POINTS)} points, warm-up`);
-  await directPass();
-  await sinkPass();
-  const sinkMs: number[] = [];
-  const directMs: number[] = [];
-  // influxd's pace on a shared machine swings by 2x between passes: take more than the default rounds.
-  const rounds = Math.max(7, ctx.opts.rounds);
-  for (let r = 0; r < rounds; r++) {
-    directMs.push(await directPass());
-    sinkMs.push(await sinkPass());
-    ctx.log(`round ${r + 1}: direct ${directMs.at(-1)?.toFixed(0)} ms, sink ${sinkMs.at(-1)?.toFixed(0)} ms`);
-  }
-  const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
-  const rate = (ms: number): number => POINTS / (ms / 1000);
-  const sinkRate = rate(median(sinkMs));
-  const directRate = rate(median(directMs));
-  const ratio = sinkRate / directRate;
-  const checks: Check[] = [{
-    name: 'exports-tsdb: sink points/s / direct line-protocol POST points/s',
-    target: `>= ${TARGET_RATIO}`,
-    actual: `${ratio.toFixed(3)} (${fmtInt(sinkRate)} vs ${fmtInt(directRate)} points/s)`,
-    ok: ratio >= TARGET_RATIO,
-  }];
+  const c = await compareSinkToDirect(ctx, POINTS, sinkPass, directPass);
   return {
     tables: [{
-      title: `${fmtInt(POINTS)} points (2 tags, 5 fields) into influxd, median of ${rounds} alternating passes`,
+      title: `${fmtInt(POINTS)} points (2 tags, 5 fields) into influxd, median of ${c.rounds} alternating passes`,
       columns: ['path', 'points/s', 'ms per pass', 'node CPU µs/point'],
       rows: [
-        ['tsdb sink (convert + POST)', fmtInt(sinkRate), fmtInt(median(sinkMs)), median(sinkCpuUs).toFixed(2)],
-        ['direct POST of prebuilt lines', fmtInt(directRate), fmtInt(median(directMs)), median(directCpuUs).toFixed(2)],
+        ['tsdb sink (convert + POST)', fmtInt(c.sink.rate), fmtInt(c.sink.medianMs), c.sink.medianCpuUs.toFixed(2)],
+        ['direct POST of prebuilt lines', fmtInt(c.direct.rate), fmtInt(c.direct.medianMs), c.direct.medianCpuUs.toFixed(2)],
       ],
     }],
-    checks,
-    json: { points: POINTS, sinkMs, directMs, sinkCpuUs, directCpuUs, sinkRate, directRate, ratio },
+    checks: [c.check('exports-tsdb: sink points/s / direct line-protocol POST points/s', 'points', TARGET_RATIO)],
+    json: { points: POINTS, sink: c.sink, direct: c.direct, ratio: c.ratio },
   };
 }

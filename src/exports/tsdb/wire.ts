@@ -121,6 +121,8 @@ export class WireTranscoder {
    */
   write(out: ByteWriter, line: string, tagText: (i: number, v: string) => string, appendTime: () => void): boolean {
     if (line.indexOf('\\') >= 0) return false;
+    // The key scan is decodeLine's (as decodeColumns keeps it), inline: it records
+    // value spans instead of decoding them, and this is the sink's hot loop.
     const { starts, ends, seen, schema } = this;
     const stamp = ++this.stamp;
     const fields = schema.fields;
