@@ -90,4 +90,78 @@ describe('http export crash safety', () => {
     assert.deepEqual(twice, received[6]);
     assert.equal(all.length, TOTAL + BATCH);
   });
+
+  it('loses nothing over three kills at different moments: while a request is held, right after an answer, and while fresh pushes are delivered', async () => {
+    const dir2 = tmpDir();
+    const TOTAL = 12_000;
+    const received: number[][] = [];
+    let onRequest: (n: number, res: import('node:http').ServerResponse) => void = (_n, res) => res.end();
+    const receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(Buffer.concat(chunks).toString().split('\n').map((l) => Number(/^id=(\d+)/.exec(l)?.[1])));
+        onRequest(received.length, res);
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const host = `127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    const body = (from: number, n: number) => Array.from({ length: n }, (_, k) => `id=${from + k}\tpad=${'y'.repeat(30)}`).join('\n');
+    let kills = 0;
+    try {
+      // 1: killed while the 3rd request waits for its answer.
+      let srv = spawnServer(dir2, ENV);
+      await srv.base;
+      assert.equal((await srv.call('POST', '/v2/repos/src', JSON.stringify({ region: 'nb', schema: [{ key: 'id', valtype: 'long' }, { key: 'pad', valtype: 'string' }] }))).status, 200);
+      assert.equal((await srv.call('POST', '/v2/repos/src/data', body(0, 4000), 'text/plain')).status, 200);
+      const first = srv;
+      onRequest = (n, res) => (n === 3 ? void first.child.kill('SIGKILL') : res.end());
+      assert.equal((await srv.call('POST', '/v2/repos/src/exports/out', JSON.stringify({ type: 'http', spec: { host, uri: '/in' } }))).status, 200);
+      await srv.exited;
+      kills++;
+      // 2: killed right after the receiver answered a request (before or after the commit: either is fine).
+      srv = spawnServer(dir2, ENV);
+      const second = srv;
+      const answered = received.length + 2;
+      onRequest = (n, res) => {
+        res.end(() => {
+          if (n === answered) second.child.kill('SIGKILL');
+        });
+      };
+      await srv.base;
+      assert.equal((await srv.call('POST', '/v2/repos/src/data', body(4000, 4000), 'text/plain')).status, 200);
+      await srv.exited;
+      kills++;
+      // 3: killed right after four pushes were acknowledged, while they are being delivered.
+      onRequest = (_n, res) => res.end();
+      srv = spawnServer(dir2, ENV);
+      await srv.base;
+      for (let i = 8000; i < 10_000; i += 500) assert.equal((await srv.call('POST', '/v2/repos/src/data', body(i, 500), 'text/plain')).status, 200);
+      srv.child.kill('SIGKILL');
+      await srv.exited;
+      kills++;
+      srv = spawnServer(dir2, ENV);
+      await srv.base;
+      assert.equal((await srv.call('POST', '/v2/repos/src/data', body(10_000, 2000), 'text/plain')).status, 200);
+      const t0 = Date.now();
+      for (;;) {
+        const st = JSON.parse((await srv.call('GET', '/v2/repos/src/exports/out')).body).status;
+        if (st.lag.points === 0) break;
+        if (Date.now() - t0 > 20_000) throw new Error(`export did not catch up: ${JSON.stringify(st)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      srv.child.kill('SIGTERM');
+      await srv.exited;
+    } finally {
+      receiver.closeAllConnections();
+      receiver.close();
+      rmSync(dir2, { recursive: true, force: true });
+    }
+    const counts = new Map<number, number>();
+    for (const id of received.flat()) counts.set(id, (counts.get(id) ?? 0) + 1);
+    assert.deepEqual(Array.from({ length: TOTAL }, (_, i) => i).filter((i) => !counts.has(i)), [], 'every point arrives');
+    const extra = received.flat().length - TOTAL;
+    assert.equal(kills, 3);
+    assert.ok(extra <= kills * BATCH, `${extra} repeated points for ${kills} kills of batches of ${BATCH}`);
+  });
 });

@@ -34,6 +34,11 @@ describe('exports API', () => {
     assert.equal(put.statusCode, 200, put.body);
     const after = await getExport(s, repo, name);
     assert.deepEqual([after.type, after.whence, after.spec.uri, after.spec.format], ['http', 'newest', '/other', 'json']);
+    // An empty whence is the default.
+    const dflt = fresh('ex');
+    assert.equal((await create(repo, dflt, { type: 'http', whence: '', spec: { host: rx.host } })).statusCode, 200);
+    assert.equal((await getExport(s, repo, dflt)).whence, 'oldest');
+    assert.equal((await s.call({ method: 'DELETE', url: `/v2/repos/${repo}/exports/${dflt}` })).statusCode, 200);
     // A repo with exports cannot be deleted.
     assert.equal(errorCode(await s.call({ method: 'DELETE', url: `/v2/repos/${repo}` })), 'E18112');
     assert.equal((await s.call({ method: 'DELETE', url: `/v2/repos/${repo}/exports/${name}` })).statusCode, 200);

@@ -41,6 +41,8 @@ export interface ExportProgress {
 export const exportConsumer = (row: Pick<ExportRow, 'repo' | 'name'>): string => `export:${row.repo}/${row.name}`;
 
 const TICK_MS = 1000;
+/** Longest close() waits for a sink to give up its batch in flight. */
+const CLOSE_WAIT_MS = 15_000;
 /** Longest time an acked offset stays without fsync (power-cut redelivery bound). */
 const DURABLE_MS = 1000;
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -98,7 +100,14 @@ export class ExportRunner {
   async close(): Promise<void> {
     this.ctrl.abort();
     this.wake();
-    await this.loop;
+    // A sink that ignores the abort must not hang shutdown or a PUT; whatever it commits later is still an acked offset.
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      this.loop?.then(() => false),
+      new Promise<boolean>((r) => { timer = setTimeout(() => r(true), CLOSE_WAIT_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (gaveUp) this.deps.log.error({ export: this.label }, `export sink did not stop within ${CLOSE_WAIT_MS} ms`);
     this.loop = undefined;
     this.state = 'stopped';
   }
@@ -171,6 +180,8 @@ export class ExportRunner {
     const { capacity, limits, clock } = this.deps;
     let readPos = this.committed;
     let pending: ExportBatch | undefined;
+    /** The target's answer for `pending`, kept while its dead letters are retried. */
+    let delivered: DeliveryResult | undefined;
     let attempt = 0;
     let lastTick = clock.now();
     /** Characters per stored line, measured on the last batch; the first read is a small probe. */
@@ -190,8 +201,6 @@ export class ExportRunner {
         if (typeof ack === 'number') this.commit(repo, ack);
       }
       if (!pending) {
-        // A grown schema rebuilds the sink (new fields convert with their types); the session restarts.
-        if (this.deps.meta.getRepo(this.account, repo.name)?.updateTime !== repo.updateTime) return;
         if (readPos < log.startOffset()) {
           this.progress.skipped += log.startOffset() - readPos;
           readPos = log.startOffset();
@@ -201,6 +210,8 @@ export class ExportRunner {
           await this.idle(sink.tick ? Math.min(TICK_MS, this.deps.idlePollMs) : this.deps.idlePollMs, signal);
           continue;
         }
+        // A grown schema rebuilds the sink (new fields convert with their types); the session restarts.
+        if (this.deps.meta.getRepo(this.account, repo.name)?.updateTime !== repo.updateTime) return;
         const r = prefetch?.at === readPos ? await prefetch.read : await log.read(readPos, readCount());
         prefetch = undefined;
         if (r.from > readPos) this.progress.skipped += r.from - readPos;
@@ -220,12 +231,14 @@ export class ExportRunner {
       }
       // The group's slot is held only while the batch is delivered, not while waiting for data or a retry.
       const release = await capacity.slots(this.account, repo.group).acquire();
-      let result: DeliveryResult | undefined;
+      let done = false;
       let failure: unknown;
       try {
         if (!signal.aborted) {
-          result = await this.deliverAll(sink, pending, schema, signal);
-          await this.handleRejected(repo, pending, result);
+          // A batch the target took is not sent again when only its dead letters failed to be written.
+          delivered ??= await this.deliverAll(sink, pending, schema, signal);
+          await this.handleRejected(repo, pending, delivered);
+          done = true;
         }
       } catch (err) {
         failure = err;
@@ -233,7 +246,8 @@ export class ExportRunner {
         release();
       }
       if (signal.aborted) break;
-      if (!result) {
+      const result = delivered;
+      if (!done || !result) {
         attempt++;
         this.failed(failure);
         const delay = backoffDelay(attempt, this.deps.backoff, failure instanceof RetryableSinkError ? failure.retryAfterMs : undefined);
@@ -251,6 +265,7 @@ export class ExportRunner {
       this.state = 'running';
       readPos = pending.from + n;
       pending = undefined;
+      delivered = undefined;
       this.commit(repo, result.ackedThrough);
     }
   }

@@ -28,7 +28,8 @@ function parseBody(body: Record<string, unknown>): ParsedBody {
   if (!kind) throw new ApiError('E18305', `unknown export type "${type.slice(0, 40)}"; this server supports ${SINK_KINDS.map((k) => k.types[0]).join(', ')}`);
   const spec = body.spec;
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new ApiError('E18305', 'spec must be an object');
-  const whence = body.whence ?? 'oldest';
+  // The SDK omits an empty whence; other clients send "" for the default.
+  const whence = body.whence === undefined || body.whence === null || body.whence === '' ? 'oldest' : body.whence;
   if (whence !== 'oldest' && whence !== 'newest') throw new ApiError('E18305', `whence must be "oldest" or "newest", got ${JSON.stringify(whence)?.slice(0, 40)}`);
   return { kind, type: type.toLowerCase(), spec: spec as Record<string, unknown>, whence };
 }

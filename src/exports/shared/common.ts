@@ -1,6 +1,6 @@
 import { ApiError } from '../../errors.ts';
 import type { RepoRow } from '../../storage/meta.ts';
-import { DEAD_LETTER_SCHEMA } from './deadletter.ts';
+import { deadLetterMisfit } from './deadletter.ts';
 
 const NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,127}$/;
 
@@ -41,13 +41,6 @@ export function checkCommonSpec(exportName: string, spec: Record<string, unknown
     throw new ApiError('E18303', `deadLetterRepo "${deadLetterRepo.slice(0, 64)}" ${why}`);
   }
   if (deadLetterRepo === source.name) throw new ApiError('E18303', 'deadLetterRepo must not be the exported repo itself');
-  if (existing) {
-    if (existing.derivedFrom) throw new ApiError('E18303', `deadLetterRepo ${deadLetterRepo} is written by transform ${existing.derivedFrom}`);
-    for (const f of DEAD_LETTER_SCHEMA) {
-      const have = existing.schema.find((s) => s.key === f.key);
-      if (!have || have.valtype !== f.valtype) {
-        throw new ApiError('E18303', `deadLetterRepo ${deadLetterRepo} exists without the dead-letter field "${f.key}" (${f.valtype}); name a new repo or one with fields ${DEAD_LETTER_SCHEMA.map((d) => `${d.key}:${d.valtype}`).join(', ')}`);
-      }
-    }
-  }
+  const misfit = existing && deadLetterMisfit(existing);
+  if (misfit) throw new ApiError('E18303', `deadLetterRepo: ${misfit}; name a new repo or one with those fields`);
 }

@@ -13,6 +13,23 @@ export const DEAD_LETTER_SCHEMA: SchemaField[] = [
 ];
 const COMPILED = compileSchema(DEAD_LETTER_SCHEMA);
 
+/**
+ * Why an existing repo cannot hold dead letters (a dead-letter field missing or of
+ * another type, or a required field dead letters do not have), or undefined when it can.
+ */
+export function deadLetterMisfit(repo: RepoRow): string | undefined {
+  for (const f of DEAD_LETTER_SCHEMA) {
+    const have = repo.schema.find((s) => s.key === f.key);
+    if (!have || have.valtype !== f.valtype) {
+      return `repo ${repo.name} has no dead-letter field "${f.key}" (${f.valtype}); dead-letter repos have ${DEAD_LETTER_SCHEMA.map((d) => `${d.key}:${d.valtype}`).join(', ')}`;
+    }
+  }
+  const extra = repo.schema.find((s) => s.required && !DEAD_LETTER_SCHEMA.some((d) => d.key === s.key));
+  if (extra) return `repo ${repo.name} requires field "${extra.key}", which dead letters do not have`;
+  if (repo.derivedFrom) return `repo ${repo.name} is written by transform ${repo.derivedFrom}`;
+  return undefined;
+}
+
 export interface DeadLetter {
   /** Source offset. */
   offset: number;
@@ -45,6 +62,8 @@ export async function writeDeadLetters(
       if (!repo) throw err;
     }
   }
+  const misfit = deadLetterMisfit(repo);
+  if (misfit) throw new Error(`cannot write dead letters: ${misfit}`);
   const time = new Date(now).toISOString();
   const lines = letters.map((l) => encodePoint({ record: l.record, error: l.error.slice(0, 4096), export: exportName, offset: l.offset, time }, COMPILED));
   const log = await deps.repos.log(account, repo);
