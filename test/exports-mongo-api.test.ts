@@ -39,7 +39,7 @@ describe('mongo exports through the API (MongoDB wire-protocol stand-in)', () =>
       assert.equal((await push(s, repo, 'user=a\tn=1\nuser=poison\tn=2\nuser=b\tn=3')).statusCode, 200);
       const res = await create(repo, name, { collName: coll, mode: 'INSERT' });
       assert.equal(res.statusCode, 200, res.body);
-      await waitFor(async () => (await getExport(s, repo, name)).status.deadLettered === 1, 'the dead letter');
+      await waitFor(async () => (await getExport(s, repo, name)).status.deadLettered === 1, 'the dead letter', 30_000);
     } finally {
       mongo.rejectWhen(undefined);
     }
@@ -58,9 +58,9 @@ describe('mongo exports through the API (MongoDB wire-protocol stand-in)', () =>
     const coll = fresh('c');
     assert.equal((await create(repo, name, { collName: coll, mode: 'UPSERT', updateKey: ['#user'], doc: { $inc: { total: '#n' }, $set: { user: '#user' } } })).statusCode, 200);
     assert.equal((await push(s, repo, 'user=a\tn=1\nuser=b\tn=10\nuser=a\tn=2')).statusCode, 200);
-    await waitFor(async () => (await getExport(s, repo, name)).status.delivered.total === 3, 'delivery');
+    await waitFor(async () => (await getExport(s, repo, name)).status.delivered.total === 3, 'delivery', 30_000);
     assert.equal((await push(s, repo, 'user=a\tn=4')).statusCode, 200);
-    await waitFor(async () => (await getExport(s, repo, name)).status.delivered.total === 4, 'delivery');
+    await waitFor(async () => (await getExport(s, repo, name)).status.delivered.total === 4, 'delivery', 30_000);
     assert.deepEqual(mongo.docs('db', coll).map((d) => [d.user, d.total]).sort(), [['a', 7n], ['b', 10n]]);
   });
 

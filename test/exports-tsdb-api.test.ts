@@ -45,7 +45,7 @@ describe('tsdb exports through the API, real influxd', () => {
     assert.equal((await push(s, repo, lines.join('\n'))).statusCode, 200);
     const res = await create(repo, name, { destRepoName: db, series: 'm', tags: { host: '#host' }, fields: { n: '#n' }, timestamp: '#when' });
     assert.equal(res.statusCode, 200, res.body);
-    await waitFor(async () => (await getExport(s, repo, name)).status.deadLettered === 1, 'the dead letter');
+    await waitFor(async () => (await getExport(s, repo, name)).status.deadLettered === 1, 'the dead letter', 30_000);
     const st = (await getExport(s, repo, name)).status;
     assert.equal(st.delivered.total, 2);
     assert.equal(st.lag.points, 0);
@@ -67,12 +67,12 @@ describe('tsdb exports through the API, real influxd', () => {
     const name = fresh('ex');
     assert.equal((await push(s, repo, 'host=a\tx=1.5\nhost=b\tx=2.5\nhost=c\tn=7\nhost=d\tx=3.5')).statusCode, 200);
     assert.equal((await create(repo, name, { destRepoName: db, series: 'm', tags: { host: '#host' }, fields: { v: '#x', w: '#n' } })).statusCode, 200);
-    await waitFor(async () => (await getExport(s, repo, name)).status.lag.points === 0, 'catch-up');
+    await waitFor(async () => (await getExport(s, repo, name)).status.delivered.total === 4, 'delivery', 30_000);
     // w is a new integer field, so nothing is refused: 4 points plus the seed.
     assert.equal(await count(db), 5);
     const name2 = fresh('ex');
     assert.equal((await create(repo, name2, { destRepoName: db, series: 'm', tags: { host: '#host' }, fields: { v: '#n', x: '#x' } })).statusCode, 200);
-    await waitFor(async () => (await getExport(s, repo, name2)).status.deadLettered === 1, 'the dead letter');
+    await waitFor(async () => (await getExport(s, repo, name2)).status.deadLettered === 1, 'the dead letter', 30_000);
     const st = (await getExport(s, repo, name2)).status;
     assert.equal(st.delivered.total, 3);
     const dl = JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${st.deadLetterRepo}/data?count=10` })).body);
