@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload } from './exports-http.ts';
 import { kodoExportWorkload } from './exports-kodo.ts';
 import { healthLoadWorkload } from './health-load.ts';
+import { exportsMongoWorkload, exportsTsdbWorkload } from './exports-workloads.ts';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
 import { logstoreEnginesWorkload, logstoreWorkload } from './logstore.ts';
 import { offlineExportWorkload, offlineJobWorkload, offlineSchedulerWorkload } from './offline.ts';
@@ -24,7 +25,7 @@ import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughput
 
 const WORKLOADS: Workload[] = [
   ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, healthLoadWorkload,
-  exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, kodoExportWorkload,
+  exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, kodoExportWorkload, exportsTsdbWorkload, exportsMongoWorkload,
   logstoreWorkload, logstoreEnginesWorkload,
   offlineJobWorkload, offlineExportWorkload, offlineSchedulerWorkload,
 ];
