@@ -294,8 +294,15 @@ export function encodeResult(result: DuckDBMaterializedResult, plan: QueryPlan, 
         sink.len = p;
         writeValue(sink, col, f, i);
       }
-      if (sink.len === bodyStart) sink.len = rowStart;
-      else sink.count++;
+      if (sink.len === bodyStart) {
+        sink.len = rowStart;
+        continue;
+      }
+      if (sink.buf[sink.len - 1] === 13 && schema.escapes === 'reference') {
+        sink.ensure(1);
+        sink.buf[sink.len++] = 9; // see escapes.ts lineEnd
+      }
+      sink.count++;
     }
   }
 }
