@@ -1,6 +1,6 @@
 /**
- * Throughput of parsePoints and decodeLine on ~90-byte points (host=string, latency=long,
- * cpu=float, region=string, ts=date), single-threaded, no I/O.
+ * Throughput of parsePoints and decodeLine on ~90-byte points (host=string,
+ * latency=long, cpu=float, region=string, ts=date), single-threaded, no I/O.
  * Run: node --import tsx bench/ingest-parse.ts
  */
 import { compileSchema, decodeLine, parsePoints } from '../src/ingest/points.ts';
