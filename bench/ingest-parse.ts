@@ -1,6 +1,6 @@
 /**
- * Throughput of parsePoints on ~90-byte points (host=string, latency=long,
- * cpu=float, region=string, ts=date), single-threaded, no I/O.
+ * Throughput of parsePoints and decodeLine on ~90-byte points (host=string,
+ * latency=long, cpu=float, region=string, ts=date), single-threaded, no I/O.
  * Run: node --import tsx bench/ingest-parse.ts
  */
 import { compileSchema, decodeLine, parsePoints } from '../src/ingest/points.ts';
@@ -78,3 +78,17 @@ const refBody = Array.from({ length: POINTS_PER_BODY }, (_, i) =>
   `userName=user${i}\tage=${20 + (i % 50)}\taddresses=[${i},${i + 1}]` +
     `\tprofile={"position":"engineer","salary":${10000 + i},"education":["BS","MS"]}`).join('\n');
 measure('parsePoints, reference example schema (array + map)', () => void parsePoints(refBody, refSchema), POINTS_PER_BODY);
+
+// The official escape modes (options.unescapeLine true / false) decode string
+// values by other rules; jsonstring values are scanned for their JSON strings.
+for (const mode of ['unescape', 'verbatim'] as const) {
+  const cs = compileSchema(schema.source, mode);
+  measure(`decodeLine, unescapeLine ${String(mode === 'unescape')}`, () => {
+    for (const l of lines) decodeLine(l, cs);
+  }, POINTS_PER_BODY);
+}
+const jsonSchema = compileSchema(validateSchema([{ key: 'host', valtype: 'string' }, { key: 'obj', valtype: 'jsonstring' }]), 'verbatim');
+const jsonLines = lines.map((_, i) => `host=h${i}\tobj={"path":"C:\\\\logs\\\\${i}.txt","msg":"line one\\nline two","n":${i}}`);
+measure('decodeLine, jsonstring with escapes in its strings', () => {
+  for (const l of jsonLines) decodeLine(l, jsonSchema);
+}, POINTS_PER_BODY);

@@ -221,6 +221,28 @@ describe('escape modes through the HTTP API', () => {
       });
     }
 
+    it('carries values through a JavaScript plugin from a repo of one mode into repos of others', async () => {
+      const plugin = fresh('com.x.Pass').replace(/_/g, '');
+      const code = 'export default (p) => ({ n: p.n, obj: p.obj, msg: p.msg });';
+      const up = await s.call({ method: 'POST', url: `/v2/plugins/${plugin}`, body: code, headers: { 'content-type': 'application/javascript' } });
+      assert.equal(up.statusCode, 200, up.body);
+      const src = await create(fresh('psrc'), true);
+      // Values both an `unescape` and a `verbatim` repo carry: no TAB or LF, no two-character \t or \n.
+      const values = VALUES.filter((v) => !/\\[tn]/.test(v) && !/[\t\n]/.test(v)).slice(0, DOCS.length);
+      const body = sdkBody(DOCS.map((d, i) => [['obj', goMarshal(d)], ['msg', values[i]!], ['n', String(i)]]));
+      assert.equal((await push(s, src, body)).statusCode, 200);
+      const output = [{ name: 'n', type: 'long' }, { name: 'obj', type: 'string' }, { name: 'msg', type: 'string' }];
+      const created = fresh('pdest');
+      // A string holding JSON text keeps its \n escapes in a verbatim repo (an unescape repo would read them as LF).
+      const existing = await create(fresh('pexist'), false, [{ key: 'n', valtype: 'long' }, { key: 'obj', valtype: 'string' }, { key: 'msg', valtype: 'string' }]);
+      for (const [name, dest] of [['p1', created], ['p2', existing]] as const) {
+        const res = await s.call({ method: 'POST', url: `/v2/repos/${src}/transforms/${name}/to/${dest}`, body: { plugin: { name: plugin, output }, interval: '5s' } });
+        assert.equal(res.statusCode, 200, res.body);
+        await s.ctx.runner.runNow('alice', src, name);
+        assert.deepEqual(await records(dest), await records(src), dest);
+      }
+    });
+
     it('encodes output for the destination\'s mode when it writes into an existing repo', async () => {
       const src = await create(fresh('xsrc'), 'absent');
       const body = [

@@ -141,6 +141,14 @@ describe('escape modes: options.unescapeLine', () => {
         }), { numRuns: RUNS });
       });
 
+      it('keeps a raw CR inside a jsonstring\'s JSON string, also when it ends the line', () => {
+        for (const j of ['{"a":"x\ry"}', '"open\r', '"open\\\r']) {
+          const line = encodePoint({ j }, schemas[mode]);
+          assert.equal(readBack(line, mode).j, j);
+          assert.equal(decodeLine(line, schemas[mode]).j, j);
+        }
+      });
+
       it('returns a pretty-printed jsonstring sent with escaped whitespace as the document sent', () => {
         fc.assert(fc.property(jsonDoc, fc.constantFrom('\t', '  ', '\r\n'), (v, indent) => {
           const text = JSON.stringify(v, null, indent);

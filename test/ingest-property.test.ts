@@ -113,6 +113,11 @@ describe('parsePoints on hostile input', () => {
     fc.assert(fc.property(bodyText, (t) => parseContract(t)), { numRuns: RUNS * 5 });
   });
 
+  it('keeps the same contract in the official escape modes (options.unescapeLine true and false)', () => {
+    const official = [compileSchema(every.source, 'unescape'), compileSchema(every.source, 'verbatim')];
+    fc.assert(fc.property(bodyText, fc.constantFrom(...official), (t, cs) => parseContract(t, cs)), { numRuns: RUNS * 5 });
+  });
+
   it('returns lines or throws ApiError for arbitrary tags', () => {
     fc.assert(
       fc.property(lineText, lineText, (body, tags) => parseContract(body, every, tags)),

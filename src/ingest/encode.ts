@@ -9,7 +9,7 @@ import {
   K_ARRAY, K_BOOLEAN, K_DATE, K_FLOAT, K_JSONSTRING, K_LONG, K_MAP, K_STRING, KIND_NAME,
   nextStamp, type CompiledField, type CompiledSchema,
 } from './compiled.ts';
-import { escapeJson, escapeText } from './escapes.ts';
+import { escapeJson, escapeText, lineEnd } from './escapes.ts';
 import { isDate, isFloat, isLong, quote } from './scalars.ts';
 import type { Point } from './types.ts';
 
@@ -198,7 +198,7 @@ export function encodePoint(point: Point, schema: CompiledSchema): string {
   for (const r of schema.required) {
     if (schema.stamps[r.index] !== stamp) throw new ApiError('E18110', `field "${r.path}": required field is missing`);
   }
-  return out;
+  return out + lineEnd(out.charCodeAt(out.length - 1), schema.escapes);
 }
 
 /**
@@ -266,6 +266,7 @@ export function encodeColumns(keys: readonly string[], cols: readonly (readonly 
       line = line === '' ? f.keyEq + wireValue(f, v) : `${line}\t${f.keyEq}${wireValue(f, v)}`;
     }
     if (line === '') continue;
+    line += lineEnd(line.charCodeAt(line.length - 1), schema.escapes);
     text = lines === 0 ? line : `${text}\n${line}`;
     lines++;
   }

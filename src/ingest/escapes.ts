@@ -132,10 +132,12 @@ export function unescapeJson(s: string, mode: EscapeMode = REFERENCE_MODE): stri
 const JSON_NEEDS = /[\\\t\n\r]/;
 
 /**
- * Escapes a jsonstring value for a repo of `mode` (the inverse of
- * unescapeJson for any text whose JSON strings hold no raw TAB, LF or CR,
- * which is every valid JSON document). Raw TAB, LF and CR inside a JSON
- * string, which JSON does not allow, are written as JSON's `\t` `\n` `\r`.
+ * Escapes a jsonstring value for a repo of `mode`: the inverse of
+ * unescapeJson for any text whose JSON strings hold no raw TAB or LF (every
+ * valid JSON document, and every value unescapeJson returns). A raw TAB or
+ * LF inside a JSON string, which JSON does not allow and no stored value
+ * holds, is written as JSON's `\t` / `\n`; a raw CR there is kept (stored
+ * values may hold one). See lineEnd for a CR ending the line.
  */
 export function escapeJson(s: string, mode: EscapeMode = REFERENCE_MODE): string {
   if (!JSON_NEEDS.test(s)) return s;
@@ -148,15 +150,17 @@ export function escapeJson(s: string, mode: EscapeMode = REFERENCE_MODE): string
     let rep: string;
     if (c === 9) rep = '\\t';
     else if (c === 10) rep = '\\n';
-    else if (c === 13) rep = '\\r';
-    else if (c === 34) {
+    else if (c === 13) {
+      if (inStr) continue;
+      rep = '\\r';
+    } else if (c === 34) {
       inStr = !inStr;
       continue;
     } else if (c === 92) {
       if (inStr) {
         // JSON's own escape: the next character cannot end the string.
         const d = s.charCodeAt(i + 1);
-        if (d !== 9 && d !== 10 && d !== 13) i++;
+        if (d !== 9 && d !== 10) i++;
         continue;
       }
       if (!all) continue;
@@ -166,4 +170,15 @@ export function escapeJson(s: string, mode: EscapeMode = REFERENCE_MODE): string
     from = i + 1;
   }
   return out + s.slice(from);
+}
+
+/**
+ * What a line encoded for a repo of `mode` needs after its last value: a
+ * raw CR can end a value only inside a jsonstring whose JSON string is left
+ * open, and the reference mode takes a CR ending a line for CRLF, so such a
+ * line gets an empty TAB-separated field after it (parsePoints skips empty
+ * fields). '' for every other line.
+ */
+export function lineEnd(lastChar: number, mode: EscapeMode): string {
+  return lastChar === 13 && mode === 'reference' ? '\t' : '';
 }

@@ -1,10 +1,10 @@
 /**
  * The point wire format (POST /v2/repos/<Repo>/data): one point per line,
  * `key=value` fields separated by one TAB, string values escaped as the
- * repo's escape mode says (escapes.ts), arrays and maps as JSON, dates
- * RFC 3339. Ingest validates lines and stores them as sent; reads decode
- * them (decodeLine). See docs/decisions/002-point-format-and-types.md and
- * 009-escape-modes.md.
+ * repo's escape mode says (escapes.ts), jsonstring, arrays and maps as
+ * JSON, dates RFC 3339. Ingest validates lines and stores them as sent;
+ * reads decode them (decodeLine). See docs/decisions/002-point-format-and-
+ * types.md and 009-escape-modes.md.
  */
 import { ApiError, type ErrorCode } from '../errors.ts';
 import {

@@ -1,11 +1,12 @@
 /**
  * Query result -> wire lines, written byte by byte from the result's vectors
  * into a LineSink: what a SQL transform appends to its destination. Strings
- * are copied as UTF-8 bytes (escaped for the destination's escape mode) and integers written as digits, with no
- * JS value per cell; doubles go through String() for the shortest text that
- * reads back as the same double. A column whose type has no fast path to its
- * field's kind (dates, nested types, a column typed unlike its field) is
- * decoded as read.ts decodes it and encoded by wireValue.
+ * are copied as UTF-8 bytes (escaped for the destination's escape mode) and
+ * integers written as digits, with no JS value per cell; doubles go through
+ * String() for the shortest text that reads back as the same double. A
+ * column whose type has no fast path to its field's kind (dates, nested
+ * types, a column typed unlike its field) is decoded as read.ts decodes it
+ * and encoded by wireValue.
  *
  * Output and refusals are exactly those of forEachChunk + encodeColumns (a
  * property test checks it); this only skips the JS strings in between, which
@@ -294,8 +295,15 @@ export function encodeResult(result: DuckDBMaterializedResult, plan: QueryPlan, 
         sink.len = p;
         writeValue(sink, col, f, i);
       }
-      if (sink.len === bodyStart) sink.len = rowStart;
-      else sink.count++;
+      if (sink.len === bodyStart) {
+        sink.len = rowStart;
+        continue;
+      }
+      if (sink.buf[sink.len - 1] === 13 && schema.escapes === 'reference') {
+        sink.ensure(1);
+        sink.buf[sink.len++] = 9; // see escapes.ts lineEnd
+      }
+      sink.count++;
     }
   }
 }
