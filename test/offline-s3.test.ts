@@ -115,16 +115,47 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
     const after2 = (await keys('out-a', 'agg/2026-05-06/')).filter((k) => !k.endsWith('_SUCCESS'));
     assert.equal(after2.length, 2);
     assert.equal(after2.filter((k) => data.includes(k)).length, 0, 'the previous run\'s objects were deleted');
+
+    // A datasource reading below the export's folder honours its manifest: an unlisted object is not read.
+    await store.put('out-a', 'agg/2026-05-06/region=nb/zz-leftover.parquet', 'not parquet');
+    const schema = await ok(s, 'POST', '/v2/schemas', { type: 'kodo', spec: { bucket: 'out-a', keyPrefix: 'agg/2026-05-06/region=nb/', fileType: 'parquet' } });
+    assert.deepEqual(schema.schema.map((f: { key: string }) => f.key), ['host', 'total', 'n']);
+  });
+
+  it('appends to an S3 export: the manifest keeps the earlier runs\' keys and a single-file target gets a run suffix', async () => {
+    await store.put('src-c', 'app/a.json', jsonl([{ a: 5 }]));
+    const ds = uniq('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'src-c', keyPrefix: 'app/', fileType: 'json' } });
+    const job = uniq('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT a FROM t' }, scheduler: { type: 'manual' } });
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/app`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: `${job}/`, format: 'json', saveMode: 'append' } });
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/one`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: `${job}-$(date).json`, format: 'json', saveMode: 'append' } });
+    assert.equal((await runOnce(job)).status, 'Successful');
+    const second = await runOnce(job);
+    assert.equal(second.status, 'Successful', second.message);
+    const folder = `${job}/2026-05-06-07-08-09/`;
+    const data = (await keys('out-b', folder)).filter((k) => !k.endsWith('_SUCCESS'));
+    assert.equal(data.length, 2);
+    const manifest = JSON.parse(await text(await store.get('out-b', folder + '_SUCCESS'))) as { keys: string[] };
+    assert.deepEqual(manifest.keys.map((k) => folder + k).sort(), data.sort());
+    assert.deepEqual((await keys('out-b', `${job}-2026`)).sort(), [`${job}-2026-05-06.json`, `${job}-2026-05-06.json.2`]);
+    const ds2 = uniq('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds2}`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: `${job}/`, fileType: 'json' } });
+    const job2 = uniq('job');
+    await ok(s, 'POST', `/v2/jobs/${job2}`, { srcs: [{ name: ds2, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT count(*) AS c FROM t' }, scheduler: { type: 'manual' } });
+    const counted = await runOnce(job2);
+    assert.equal(counted.status, 'Successful', counted.message);
+    assert.match(counted.message, /^1 rows/);
   });
 
   it('reads only the keys of an S3 export\'s manifest: a run still uploading (or its leftovers) stays invisible', async () => {
-    await store.put('src-c', 'out/p1.json', jsonl([{ a: 1 }]));
-    await store.put('src-c', 'out/_SUCCESS', JSON.stringify({ runId: 1, keys: ['p1.json'] }));
-    await store.put('src-c', 'out/p2.json', jsonl([{ a: 2 }])); // uploaded by a run that has not published yet
-    await store.put('src-c', 'fresh/_PENDING', '{}');
-    await store.put('src-c', 'fresh/p.json', jsonl([{ a: 3 }])); // a first run still uploading
+    await store.put('src-c', 'mf/out/p1.json', jsonl([{ a: 1 }]));
+    await store.put('src-c', 'mf/out/_SUCCESS', JSON.stringify({ runId: 1, keys: ['p1.json'] }));
+    await store.put('src-c', 'mf/out/p2.json', jsonl([{ a: 2 }])); // uploaded by a run that has not published yet
+    await store.put('src-c', 'mf/fresh/_PENDING', '{}');
+    await store.put('src-c', 'mf/fresh/p.json', jsonl([{ a: 3 }])); // a first run still uploading
     const ds = uniq('ds');
-    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'src-c', keyPrefix: '', fileType: 'json' } });
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'src-c', keyPrefix: 'mf/', fileType: 'json' } });
     const job = uniq('job');
     await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT sum(a) AS s FROM t' }, scheduler: { type: 'manual' } });
     await ok(s, 'POST', `/v2/jobs/${job}/exports/j`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: 'sum', format: 'json' } });
