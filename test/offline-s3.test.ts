@@ -166,7 +166,7 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
     assert.equal((await text(await store.get('out-b', k as string))).trim(), '{"s":1}');
   });
 
-  it('refuses buckets outside the account\'s grants with E18665 for datasources, schemas and job exports', async () => {
+  it('refuses buckets outside the account\'s grants with E18665 for datasources, schemas and job exports, and a job export to a bucket missing on S3 with E18619', async () => {
     await store.put('bob-only', 'x/a.json', jsonl([{ a: 1 }]));
     const asBob = (method: string, url: string, body: unknown) => s.call({ method, url, body, ak: AK2, sk: SK2 });
     const ds = uniq('ds');
@@ -182,6 +182,14 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
     assert.equal(exp.statusCode, 403);
     assert.equal(errorCode(exp), 'E18665');
     assert.deepEqual(await keys('out-a', 'bob/'), [], 'nothing written');
+    const granted = await asBob('POST', `/v2/jobs/${job}/exports/e`, { type: 'kodo', spec: { bucket: 'bob-only', keyPrefix: 'ok/', format: 'json' } });
+    assert.equal(granted.statusCode, 200, granted.body);
+    const alice = uniq('job');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'src-a', keyPrefix: 'infer/j/', fileType: 'json' } });
+    await ok(s, 'POST', `/v2/jobs/${alice}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT id FROM t' }, scheduler: { type: 'manual' } });
+    const gone = await s.call({ method: 'POST', url: `/v2/jobs/${alice}/exports/e`, body: { type: 'kodo', spec: { bucket: 'not-on-s3', format: 'json' } } });
+    assert.equal(gone.statusCode, 404);
+    assert.equal(errorCode(gone), 'E18619');
   });
 
   it('fails a run whose matched S3 objects exceed offlineFetchMax with E18666, downloading nothing', async () => {
