@@ -11,13 +11,14 @@ import { pipeline } from 'node:stream/promises';
 import { text } from 'node:stream/consumers';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
+import { DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { objectStoreFor, type ObjectStore } from '../src/objectstore/index.ts';
 import { startS3Emulator, tempDir, type S3Emulator } from './buckets-helpers.ts';
 import { AK, AK2, errorCode, SK, SK2 } from './helpers.ts';
 import { jsonl, ManualClock, ok, readRows, startOffline, writeParquet, type OfflineServer } from './offline-helpers.ts';
 
 const T0 = Date.parse('2026-05-06T07:08:09Z');
-const BUCKETS = ['src-a', 'src-b', 'src-c', 'out-a', 'out-b', 'big-a', 'bob-only'];
+const BUCKETS = ['src-a', 'src-b', 'src-c', 'out-a', 'out-b', 'out-gone', 'big-a', 'bob-only'];
 
 describe('offline on the s3rver emulator (S3 bucket store)', () => {
   let s3: S3Emulator;
@@ -209,5 +210,21 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
     assert.equal(res.statusCode, 400);
     assert.equal(errorCode(res), 'E18666');
     assert.deepEqual(readdirSync(s.offline.deps.tmpDir).filter((f) => f.startsWith('fetch-')), [], 'no download left behind');
+  });
+
+  it('fails a run whose S3 export bucket was removed after the export was created, naming the export and the bucket', async () => {
+    await store.put('src-c', 'gone/a.json', jsonl([{ a: 1 }]));
+    const ds = uniq('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'src-c', keyPrefix: 'gone/', fileType: 'json' } });
+    const job = uniq('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT a FROM t' }, scheduler: { type: 'manual' } });
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/e`, { type: 'kodo', spec: { bucket: 'out-gone', keyPrefix: 'x/', format: 'json' } });
+    const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+    await client.send(new DeleteBucketCommand({ Bucket: 'out-gone' }));
+    client.destroy();
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Failed');
+    assert.match(run.message, /job export e: .*bucket "out-gone" does not exist/);
+    assert.deepEqual(readdirSync(s.offline.deps.tmpDir).filter((f) => f.startsWith('fetch-')), [], 'the run\'s downloads are removed');
   });
 });
