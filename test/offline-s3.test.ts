@@ -50,6 +50,14 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
     await s.offline.scheduler.idle();
     return (await ok(s, 'GET', `/v2/jobs/${job}/history?runId=-1`)).history[0];
   }
+  /** A json datasource over `bucket`/`prefix` and a manual job running `sql` over it as table t; the job's name. */
+  async function manualJob(bucket: string, prefix: string, sql: string): Promise<string> {
+    const ds = uniq('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket, keyPrefix: prefix, fileType: 'json' } });
+    const job = uniq('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: sql }, scheduler: { type: 'manual' } });
+    return job;
+  }
   async function keys(bucket: string, prefix = ''): Promise<string[]> {
     const out: string[] = [];
     for await (const o of store.list(bucket, prefix)) out.push(o.key);
@@ -125,10 +133,7 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
 
   it('appends to an S3 export: the manifest keeps the earlier runs\' keys and a single-file target gets a run suffix', async () => {
     await store.put('src-c', 'app/a.json', jsonl([{ a: 5 }]));
-    const ds = uniq('ds');
-    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'src-c', keyPrefix: 'app/', fileType: 'json' } });
-    const job = uniq('job');
-    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT a FROM t' }, scheduler: { type: 'manual' } });
+    const job = await manualJob('src-c', 'app/', 'SELECT a FROM t');
     await ok(s, 'POST', `/v2/jobs/${job}/exports/app`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: `${job}/`, format: 'json', saveMode: 'append' } });
     await ok(s, 'POST', `/v2/jobs/${job}/exports/one`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: `${job}-$(date).json`, format: 'json', saveMode: 'append' } });
     assert.equal((await runOnce(job)).status, 'Successful');
@@ -155,10 +160,7 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
     await store.put('src-c', 'mf/out/p2.json', jsonl([{ a: 2 }])); // uploaded by a run that has not published yet
     await store.put('src-c', 'mf/fresh/_PENDING', '{}');
     await store.put('src-c', 'mf/fresh/p.json', jsonl([{ a: 3 }])); // a first run still uploading
-    const ds = uniq('ds');
-    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'src-c', keyPrefix: 'mf/', fileType: 'json' } });
-    const job = uniq('job');
-    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT sum(a) AS s FROM t' }, scheduler: { type: 'manual' } });
+    const job = await manualJob('src-c', 'mf/', 'SELECT sum(a) AS s FROM t');
     await ok(s, 'POST', `/v2/jobs/${job}/exports/j`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: 'sum', format: 'json' } });
     const run = await runOnce(job);
     assert.equal(run.status, 'Successful', run.message);
@@ -214,10 +216,7 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
 
   it('fails a run whose S3 export bucket was removed after the export was created, naming the export and the bucket', async () => {
     await store.put('src-c', 'gone/a.json', jsonl([{ a: 1 }]));
-    const ds = uniq('ds');
-    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'src-c', keyPrefix: 'gone/', fileType: 'json' } });
-    const job = uniq('job');
-    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT a FROM t' }, scheduler: { type: 'manual' } });
+    const job = await manualJob('src-c', 'gone/', 'SELECT a FROM t');
     await ok(s, 'POST', `/v2/jobs/${job}/exports/e`, { type: 'kodo', spec: { bucket: 'out-gone', keyPrefix: 'x/', format: 'json' } });
     const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
     await client.send(new DeleteBucketCommand({ Bucket: 'out-gone' }));
