@@ -62,6 +62,8 @@ export interface Config {
   offlineSlots: number;
   /** Longest an offline job run may take before it is interrupted. */
   offlineTimeoutMs: number;
+  /** Most bytes one offline run (or schema inference) downloads from S3 into its private folder. */
+  offlineFetchBytes: number;
   /** S3-compatible endpoint holding the buckets instead of bucketsDir ('' = local directories). */
   s3: { endpoint: string; accessKey: string; secretKey: string; region: string; pathStyle: boolean };
   /** InfluxDB 1.x base URL for tsdb exports ('' = tsdb exports cannot be created). */
@@ -118,6 +120,7 @@ export const CONFIG_KEYS = [
   ['timezone', 'PIPELINE_TIMEZONE', 'UTC', 'IANA time zone of magic variables such as $(year) $(hour)'],
   ['offlineSlots', 'PIPELINE_OFFLINE_SLOTS', '2', 'offline job runs executing at once (each job runs its batches one at a time)'],
   ['offlineTimeout', 'PIPELINE_OFFLINE_TIMEOUT', '1h', 'longest an offline job run may take before it is interrupted and marked Failed'],
+  ['offlineFetchMax', 'PIPELINE_OFFLINE_FETCH_MAX', '4GB', 'with an S3 endpoint: most bytes of objects one offline run or schema inference downloads before DuckDB reads them'],
   ['s3Endpoint', 'PIPELINE_S3_ENDPOINT', '', 'S3-compatible endpoint holding the buckets instead of the local bucket store'],
   ['s3AccessKey', 'PIPELINE_S3_ACCESS_KEY', '', 'access key for the S3 endpoint'],
   ['s3SecretKey', 'PIPELINE_S3_SECRET_KEY', '', 'secret key for the S3 endpoint'],
@@ -298,6 +301,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     timezone,
     offlineSlots: int('offlineSlots', 1, 256),
     offlineTimeoutMs: dur('offlineTimeout'),
+    offlineFetchBytes: size('offlineFetchMax'),
     s3: { endpoint: str('s3Endpoint'), accessKey: str('s3AccessKey'), secretKey: str('s3SecretKey'), region: str('s3Region'), pathStyle: s3PathStyle !== 'false' },
     tsdb: { url: str('tsdbUrl').replace(/\/+$/, ''), user: str('tsdbUser'), password: str('tsdbPassword') },
     exportBatch: int('exportBatch', 1, 1_000_000),

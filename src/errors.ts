@@ -99,6 +99,7 @@ export const ERRORS = {
   E18660: [400, 'invalid transform update'],
   E18662: [400, 'batch is restarting or cancelling'],
   E18665: [403, 'access denied'],
+  E18666: [400, 'matched objects exceed the offline fetch limit'],
   // LogDB v5 (official-extensions 3 and 6); the Go SDK reads the first 5 characters as the code.
   E8001: [400, 'invalid arguments'],
   E8004: [500, 'log store internal error'],

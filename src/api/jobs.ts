@@ -138,11 +138,11 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
   });
 
   app.post<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => {
-    exports.create(req.account, req.params.name, req.params.exp, jsonBody(req));
+    await exports.create(req.account, req.params.name, req.params.exp, jsonBody(req));
     return reply.send();
   });
   app.put<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => {
-    exports.update(req.account, req.params.name, req.params.exp, jsonBody(req));
+    await exports.update(req.account, req.params.name, req.params.exp, jsonBody(req));
     return reply.send();
   });
   app.get<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => sendJson(reply, JobExportService.view(exports.must(req.account, req.params.name, req.params.exp))));

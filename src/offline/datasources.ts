@@ -7,10 +7,11 @@
 import type { AccountConfig, Config } from '../config.ts';
 import { ApiError, type ErrorCode } from '../errors.ts';
 import type { SchemaField, ValType } from '../ingest/types.ts';
-import { inferSchema, verifySchema, type InferDeps } from './infer.ts';
+import { inferSchema, SAMPLE_FILES, verifySchema, type InferDeps } from './infer.ts';
 import { expand, variableValues } from './magic.ts';
 import { bucketRoot, checkBucketName, checkHdfsGrant, checkKey, hdfsRelative } from './paths.ts';
-import { describeLocation, matchFiles, parseSourceSpec, type SourceSpec } from './sources.ts';
+import { checkS3Bucket, FetchArea, onS3, sourceFiles } from './s3sources.ts';
+import { describeLocation, parseSourceSpec, type SourceSpec } from './sources.ts';
 import type { DatasourceRow, OfflineStore } from './store.ts';
 
 export const OFFLINE_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,127}$/;
@@ -41,11 +42,12 @@ export function parseSchema(raw: unknown): SchemaField[] {
 }
 
 /** Checks paths and grants of a source spec (not the files). */
-export function checkSourceAccess(config: Config, account: AccountConfig, spec: SourceSpec): void {
+export async function checkSourceAccess(config: Config, account: AccountConfig, spec: SourceSpec): Promise<void> {
   if (spec.type === 'kodo') {
     checkBucketName(spec.bucket);
     for (const p of spec.prefixes) checkKey(p, 'keyPrefix');
-    bucketRoot(config, account, spec.bucket as string);
+    if (onS3(config)) await checkS3Bucket(config, account, spec.bucket as string);
+    else bucketRoot(config, account, spec.bucket as string);
   } else {
     for (const p of spec.prefixes) checkHdfsGrant(account, hdfsRelative(p), p);
   }
@@ -84,10 +86,20 @@ export class DatasourceService {
   async infer(account: string, type: unknown, rawSpec: unknown): Promise<SchemaField[]> {
     const spec = parseSourceSpec(type, rawSpec);
     const acc = this.deps.account(account);
-    checkSourceAccess(this.deps.config, acc, spec);
-    const files = matchFiles(this.deps.config, acc, spec);
-    if (files.length === 0) throw new ApiError('E18620', `nothing matches ${describeLocation(spec)}`);
-    return inferSchema(this.deps, spec, files);
+    await checkSourceAccess(this.deps.config, acc, spec);
+    return this.inferFrom(acc, spec, `nothing matches ${describeLocation(spec)}`);
+  }
+
+  /** Infers from the first files `spec` matches (downloaded first on S3); E18620 with `none` when there are none. */
+  private async inferFrom(acc: AccountConfig, spec: SourceSpec, none: string): Promise<SchemaField[]> {
+    const area = new FetchArea(this.deps.tmpDir, this.deps.config.offlineFetchBytes);
+    try {
+      const files = await sourceFiles(this.deps.config, acc, spec, '', area, SAMPLE_FILES);
+      if (files.length === 0) throw new ApiError('E18620', none);
+      return await inferSchema(this.deps, spec, files);
+    } finally {
+      await area.close();
+    }
   }
 
   /** The schema to store: given and checked, given and trusted (noVerifySchema), or inferred. */
@@ -103,9 +115,7 @@ export class DatasourceService {
     // Paths may hold magic variables: check against the files they name now.
     const vars = variableValues(Date.now(), this.deps.config.timezone, this.deps.store.listVariables(account), {});
     const now = { ...spec, prefixes: spec.prefixes.map((p) => expand(p, vars)) };
-    const files = matchFiles(this.deps.config, this.deps.account(account), now);
-    if (files.length === 0) throw new ApiError('E18620', `nothing matches ${describeLocation(now)}; create the files first or set noVerifySchema with a schema`);
-    let inferred = await inferSchema(this.deps, spec, files);
+    let inferred = await this.inferFrom(this.deps.account(account), now, `nothing matches ${describeLocation(now)}; create the files first or set noVerifySchema with a schema`);
     if (!given || given.length === 0) return inferred;
     if (spec.fileType === 'csv' && !spec.containsHeader) {
       // Without a header the schema names the columns in order.
@@ -122,7 +132,7 @@ export class DatasourceService {
     const region = body.region ?? config.regions[0];
     if (typeof region !== 'string' || !config.regions.includes(region)) throw new ApiError('E18212', `"${String(region)}"; this server serves ${config.regions.join(', ')}`);
     const spec = parseSourceSpec(body.type, body.spec);
-    checkSourceAccess(config, this.deps.account(account), spec);
+    await checkSourceAccess(config, this.deps.account(account), spec);
     if (body.noVerifySchema !== undefined && typeof body.noVerifySchema !== 'boolean') throw new ApiError('E18614', 'noVerifySchema must be a boolean');
     if (store.getDatasource(account, name)) throw new ApiError('E18601', name);
     const schema = await this.resolveSchema(account, spec, body.schema, body.noVerifySchema === true);
@@ -141,7 +151,7 @@ export class DatasourceService {
     const old = sourceSpecOf(cur);
     const spec = body.spec === undefined ? old : parseSourceSpec(cur.type, { fileType: old.fileType, ...(body.spec as object) });
     if (spec.fileType !== old.fileType) throw new ApiError('E18614', `fileType cannot change (${old.fileType} -> ${spec.fileType}); create a new datasource`);
-    checkSourceAccess(this.deps.config, this.deps.account(account), spec);
+    await checkSourceAccess(this.deps.config, this.deps.account(account), spec);
     let schema = cur.schema;
     if (body.schema !== undefined) {
       const next = parseSchema(body.schema);

@@ -42,7 +42,7 @@ export interface ExportResult {
 export class StagedExport {
   readonly staging: string;
   /** Where COPY writes: a folder inside staging (DuckDB's sandbox allows paths below an allowed folder, not the folder itself). */
-  private readonly out: string;
+  protected readonly out: string;
   result: ExportResult = { files: 0, rows: 0, bytes: 0 };
 
   constructor(readonly spec: JobExportSpec, readonly target: ExportTarget) {
@@ -50,13 +50,17 @@ export class StagedExport {
     this.out = path.join(this.staging, 'out');
   }
 
-  private get targetPath(): string {
+  protected get targetPath(): string {
     return path.join(this.target.root, this.target.key);
   }
 
   /** Checks saveMode against an existing target before any work: errorIfExists fails, ignore skips. */
-  precheck(): 'write' | 'skip' {
-    const exists = existsSync(this.targetPath) && (!lstatSync(this.targetPath).isDirectory() || readdirSync(this.targetPath).length > 0);
+  async precheck(): Promise<'write' | 'skip'> {
+    return this.decide(existsSync(this.targetPath) && (!lstatSync(this.targetPath).isDirectory() || readdirSync(this.targetPath).length > 0));
+  }
+
+  /** What saveMode says to do given whether the target already exists. */
+  protected decide(exists: boolean): 'write' | 'skip' {
     if (!exists) return 'write';
     if (this.spec.saveMode === 'errorIfExists') throw new Error(`${this.target.shown} already exists (saveMode errorIfExists)`);
     if (this.spec.saveMode === 'ignore') {
@@ -131,6 +135,11 @@ export class StagedExport {
     await rm(this.staging, { recursive: true, force: true });
   }
 
+  /** Retention: removes output files below `prefix` older than `days`; the number removed. */
+  retention(prefix: string, days: number, now: number): Promise<number> {
+    return enforceRetention(this.target.root, prefix, days, now);
+  }
+
   /** Drops the staged files (failed or cancelled run). */
   async abort(): Promise<void> {
     await rm(this.staging, { recursive: true, force: true });
@@ -138,7 +147,7 @@ export class StagedExport {
 }
 
 /** Every file below `dir`. */
-async function listAll(dir: string): Promise<string[]> {
+export async function listAll(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {

@@ -14,7 +14,7 @@ import { openSandbox } from './sandbox.ts';
 import { sniffSql, type SourceFile, type SourceSpec } from './sources.ts';
 
 /** Files sampled by inference: enough to see the variety, bounded in time. */
-const SAMPLE_FILES = 50;
+export const SAMPLE_FILES = 50;
 
 export interface InferDeps {
   memoryLimit: string;

@@ -8,6 +8,8 @@ import { checkName, type OfflineDeps } from './datasources.ts';
 import { parseExportSpec } from './exportspec.ts';
 import type { JobService } from './jobs.ts';
 import { checkDefined } from './magic.ts';
+import { bucketProblem, objectStoreFor } from '../objectstore/index.ts';
+import { onS3 } from './s3sources.ts';
 import type { JobExportRow } from './store.ts';
 
 export class JobExportService {
@@ -20,17 +22,24 @@ export class JobExportService {
     return e;
   }
 
-  private check(account: string, job: string, type: unknown, spec: unknown): void {
+  private async check(account: string, job: string, type: unknown, spec: unknown): Promise<void> {
     const j = this.jobs.must(account, job);
-    const parsed = parseExportSpec(this.deps.config, this.deps.account(account), type, spec, j.spec.schema ?? []);
+    const { config } = this.deps;
+    const parsed = parseExportSpec(config, this.deps.account(account), type, spec, j.spec.schema ?? []);
+    if (parsed.type === 'kodo' && onS3(config)) {
+      // On S3 buckets are made by the operator, not by the first upload: say so now rather than at the first run.
+      const bad = bucketProblem(parsed.bucket as string);
+      if (bad) throw new ApiError('E18651', bad);
+      if (!(await objectStoreFor(config).bucketExists(parsed.bucket as string))) throw new ApiError('E18619', `bucket "${parsed.bucket}" does not exist at the S3 endpoint ${config.s3.endpoint}`);
+    }
     const eff = this.jobs.effective(account, j);
     const known = new Set([...eff.params.map((p) => p.name), ...this.deps.store.listVariables(account).map((v) => v.name)]);
     checkDefined([parsed.keyPrefix], known, 'keyPrefix');
   }
 
-  create(account: string, job: string, name: string, body: Record<string, unknown>): void {
+  async create(account: string, job: string, name: string, body: Record<string, unknown>): Promise<void> {
     checkName(name, 'E18609');
-    this.check(account, job, body.type, body.spec);
+    await this.check(account, job, body.type, body.spec);
     const now = new Date().toISOString();
     this.deps.store.tx(() => {
       if (this.deps.store.getExport(account, job, name)) throw new ApiError('E18610', `${job}/${name}`);
@@ -39,10 +48,10 @@ export class JobExportService {
   }
 
   /** PUT changes the spec (the type stays). */
-  update(account: string, job: string, name: string, body: Record<string, unknown>): void {
+  async update(account: string, job: string, name: string, body: Record<string, unknown>): Promise<void> {
     const cur = this.must(account, job, name);
     if (body.type !== undefined && String(body.type).toLowerCase() !== cur.type) throw new ApiError('E18651', `type cannot change (${cur.type})`);
-    this.check(account, job, cur.type, body.spec);
+    await this.check(account, job, cur.type, body.spec);
     this.deps.store.putExport(account, { ...cur, spec: body.spec as Record<string, unknown>, updateTime: new Date().toISOString() });
   }
 

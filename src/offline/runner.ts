@@ -14,12 +14,14 @@ import { checkQuery, engineMessage } from '../sql/check.ts';
 import { quoteIdent, quoteLiteral } from '../sql/types.ts';
 import { sourceSpecOf, type OfflineDeps } from './datasources.ts';
 import { parseExportSpec } from './exportspec.ts';
-import { enforceRetention, StagedExport, STAGING } from './exportwriter.ts';
+import { StagedExport, STAGING } from './exportwriter.ts';
 import type { JobService } from './jobs.ts';
 import { expand, formatTime, variableValues, variablesIn } from './magic.ts';
 import { bucketRoot, checkRelative } from './paths.ts';
 import { openSandbox } from './sandbox.ts';
-import { describeLocation, matchFiles, readSql } from './sources.ts';
+import { S3StagedExport } from './s3export.ts';
+import { FetchArea, onS3, sourceFiles } from './s3sources.ts';
+import { describeLocation, readSql } from './sources.ts';
 import type { JobRow, RunRow } from './store.ts';
 
 /** A run that failed for a reason the user should read in the history. */
@@ -97,6 +99,16 @@ export class JobRunner {
 
   /** Executes a run; returns the success message or throws RunFailure / RunCancelled. */
   async execute(account: string, job: JobRow, run: RunRow, control: RunControl): Promise<string> {
+    // Objects fetched from S3 for this run live in a private folder, removed whatever happens.
+    const area = new FetchArea(this.deps.tmpDir, this.deps.config.offlineFetchBytes);
+    try {
+      return await this.executeIn(area, account, job, run, control);
+    } finally {
+      await area.close();
+    }
+  }
+
+  private async executeIn(area: FetchArea, account: string, job: JobRow, run: RunRow, control: RunControl): Promise<string> {
     const { store, config } = this.deps;
     const acc = this.deps.account(account);
     const eff = this.jobs.effective(account, job);
@@ -129,8 +141,10 @@ export class JobRunner {
       let files;
       try {
         checkRelative(filter, 'expanded fileFilter');
-        files = matchFiles(config, acc, spec, filter);
+        files = await sourceFiles(config, acc, spec, filter, area);
+        control.check();
       } catch (err) {
+        if (err instanceof RunCancelled) throw err;
         throw new RunFailure(`datasource ${src.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`, { cause: err });
       }
       if (files.length === 0) throw new RunFailure(`no files match ${describeLocation(spec, filter)} (table ${src.tableName}, datasource ${src.name})`);
@@ -145,7 +159,10 @@ export class JobRunner {
       let root: string;
       try {
         spec = parseExportSpec(config, acc, e.type, e.spec, job.spec.schema ?? []);
-        root = spec.type === 'kodo' ? bucketRoot(config, acc, spec.bucket as string, { create: true }) : config.hdfsRoot;
+        const s3 = spec.type === 'kodo' && onS3(config);
+        // On S3 the bucket folder is only where DuckDB stages the files before their upload.
+        root = s3 ? path.join(this.deps.tmpDir, 's3-exports') : spec.type === 'kodo' ? bucketRoot(config, acc, spec.bucket as string, { create: true }) : config.hdfsRoot;
+        if (s3) bucketRoot(config, acc, spec.bucket as string, { create: true });
       } catch (err) {
         throw new RunFailure(`job export ${e.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`, { cause: err });
       }
@@ -159,9 +176,10 @@ export class JobRunner {
       }
       const single = (eff.scheduler.type === 'once' || eff.scheduler.type === 'manual') && spec.partitionBy.length === 0 && spec.fileCount === 1 && spec.keyPrefix !== '' && !spec.keyPrefix.endsWith('/');
       const shown = spec.type === 'kodo' ? `kodo://${spec.bucket}/${key}` : `hdfs:///${key}`;
-      const se = new StagedExport(spec, { name: e.name, root, key, singleFile: single, runId: run.runId, shown });
+      const target = { name: e.name, root, key, singleFile: single, runId: run.runId, shown };
+      const se = spec.type === 'kodo' && onS3(config) ? new S3StagedExport(config, spec, target) : new StagedExport(spec, target);
       try {
-        if (se.precheck() === 'skip') {
+        if ((await se.precheck()) === 'skip') {
           staged.push(se);
           continue;
         }
@@ -241,17 +259,24 @@ export class JobRunner {
       await box.close();
     }
 
-    // Publish: each export's files appear in one rename (overwrite) or file by file (append).
+    // Publish: each export's files appear in one rename (overwrite) or file by file (append); on S3 see s3export.ts.
     const parts: string[] = [];
-    for (const se of staged) {
-      if (!se.result.skipped) await se.publish();
+    for (const [i, se] of staged.entries()) {
+      try {
+        if (!se.result.skipped) await se.publish();
+      } catch (err) {
+        // An upload that fails (S3 down, bucket removed) fails the run; what was not published is dropped.
+        await Promise.all(staged.slice(i).map((s) => s.abort()));
+        await rm(outStaging, { recursive: true, force: true });
+        throw new RunFailure(`job export ${se.target.name}: publishing to ${se.target.shown} failed: ${(err as Error).message}`, { cause: err });
+      }
       const r = se.result;
       const where = `${se.target.name} -> ${se.target.shown}`;
       parts.push(r.skipped ? `${where}: ${r.skipped}` : `${where}: ${r.files} file(s), ${r.rows} rows, ${fmtBytes(r.bytes)}`);
       // Retention only below the literal start of the key prefix, never a whole bucket.
       const staticPrefix = se.spec.keyPrefix.split('$')[0] ?? '';
       if (se.spec.retentionDays > 0 && staticPrefix) {
-        const removed = await enforceRetention(se.target.root, staticPrefix, se.spec.retentionDays, Date.now());
+        const removed = await se.retention(staticPrefix, se.spec.retentionDays, Date.now());
         if (removed) parts.push(`${se.target.name}: retention removed ${removed} old file(s)`);
       }
     }
