@@ -9,6 +9,7 @@ import { ApiError } from '../errors.ts';
 import type { EscapeMode } from '../ingest/escapes.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql } from './check.ts';
+import { CheckPool, type CheckPoolOptions } from './check-pool.ts';
 import { errorText, execute, load, SqlRuntimeError, SqlTimeoutError, withTimeout } from './exec.ts';
 import { readRows } from './read.ts';
 import { SourceStage } from './stage.ts';
@@ -22,7 +23,16 @@ export interface SqlEngineOptions {
   threads: number;
   /** Where DuckDB may spill; without it nothing spills and memory_limit is hard. */
   tempDir?: string;
+  /**
+   * Where describe() checks SQL: child processes with OS limits (the
+   * default, see check-pool.ts) or, with false, this instance (tests of the
+   * engine alone).
+   */
+  check?: CheckPoolOptions | false;
 }
+
+/** Check processes: two at most, 1 GiB of address space beyond start-up and 256 MB for DuckDB each. */
+export const CHECK_DEFAULTS: CheckPoolOptions = { processes: 2, headroomMb: 1024, memoryLimit: '256MB' };
 
 export interface RunOptions {
   /** Budget for planning plus executing the query (loading the points is not counted). */
@@ -54,7 +64,10 @@ function instanceConfig(opts: SqlEngineOptions): Record<string, string> {
 export class SqlEngine {
   private closed = false;
 
-  private constructor(private readonly instance: DuckDBInstance) {}
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly checks: CheckPool | null,
+  ) {}
 
   /** Starts a sandboxed in-memory DuckDB instance. */
   static async create(opts: SqlEngineOptions): Promise<SqlEngine> {
@@ -74,7 +87,8 @@ export class SqlEngine {
     } finally {
       setup.closeSync();
     }
-    return new SqlEngine(instance);
+    const check = opts.check ?? CHECK_DEFAULTS;
+    return new SqlEngine(instance, check === false ? null : new CheckPool(check));
   }
 
   /**
@@ -85,6 +99,8 @@ export class SqlEngine {
    */
   async describe(table: string, schema: SchemaField[], sql: string, opts?: RunOptions): Promise<SchemaField[]> {
     const timeoutMs = opts?.timeoutMs ?? DESCRIBE_TIMEOUT_MS;
+    if (this.closed) throw new Error('SqlEngine is closed');
+    if (this.checks) return this.checks.describe(table, schema, sql, timeoutMs);
     return this.withTable(table, schema, async (conn) => {
       try {
         return (await withTimeout(conn, timeoutMs, () => checkQuery(conn, sql))).fields;
@@ -137,6 +153,7 @@ export class SqlEngine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.checks?.close();
     this.instance.closeSync();
   }
 
