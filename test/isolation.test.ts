@@ -1,0 +1,111 @@
+/**
+ * One account's hostile workloads must not stall another account: while
+ * alice runs them, bob pushes 1,000 points and polls GET /health, and both
+ * must keep answering within the targets of docs/performance.md.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { AK2, SK2, errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
+
+/** Bob's traffic during `work`: latencies of 1,000-point pushes and of /health, and the peak RSS. */
+async function probe(s: TestServer, work: () => Promise<unknown>): Promise<{ push99: number; health99: number; pushes: number; rssMb: number; result: unknown }> {
+  const repo = fresh('bob');
+  const made = await s.call({ method: 'POST', url: `/v2/repos/${repo}`, ak: AK2, sk: SK2, body: { region: 'nb', schema: [{ key: 'host', valtype: 'string' }, { key: 'v', valtype: 'long' }] } });
+  assert.equal(made.statusCode, 200, made.body);
+  const body = Array.from({ length: 1000 }, (_, i) => `host=h${i % 7}\tv=${i}`).join('\n');
+  const pushes: number[] = [];
+  const health: number[] = [];
+  let rss = process.memoryUsage().rss;
+  let done = false;
+  const traffic = (async () => {
+    while (!done) {
+      let t = performance.now();
+      const res = await s.call({ method: 'POST', url: `/v2/repos/${repo}/data`, ak: AK2, sk: SK2, body, headers: { 'content-type': 'text/plain' } });
+      pushes.push(performance.now() - t);
+      assert.equal(res.statusCode, 200, res.body);
+      t = performance.now();
+      assert.equal((await s.call({ method: 'GET', url: '/health', anonymous: true })).statusCode, 200);
+      health.push(performance.now() - t);
+      rss = Math.max(rss, process.memoryUsage().rss);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  let result: unknown;
+  try {
+    result = await work();
+  } finally {
+    done = true;
+    await traffic;
+  }
+  const p99 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))] ?? 0;
+  return { push99: p99(pushes), health99: p99(health), pushes: pushes.length, rssMb: Math.round(rss / 1048576), result };
+}
+
+describe('isolation between accounts', () => {
+  let s: TestServer;
+  /**
+   * Push p99 bound: the 200 ms target, or 3x the p99 measured idle in this
+   * run when the shared machine is slower than that (load averages of 15 on
+   * 2 cores happen here). Before the fixes the delays were 3-10 s.
+   */
+  let pushBound = 200;
+  before(async () => { s = await startServer({ transformSlots: 4, sqlThreads: 1, sqlTimeout: '8s' }); });
+  after(async () => { await s.close(); });
+
+  const create = (repo: string, name: string, dest: string, code: string) =>
+    s.call({ method: 'POST', url: `/v2/repos/${repo}/transforms/${name}/to/${dest}`, body: { mode: 'sql', code, interval: '10m' } });
+
+  it('answers bob quickly with nothing else running (the baseline printed for docs/performance.md)', async () => {
+    const m = await probe(s, () => new Promise((r) => setTimeout(r, 3_000)));
+    console.log('baseline', JSON.stringify({ ...m, result: undefined }));
+    pushBound = Math.max(200, 3 * m.push99);
+    assert.ok(m.pushes >= 5, `only ${m.pushes} pushes`);
+  });
+
+  it('refuses SQL that folds a huge constant at create, quickly, while another account\'s pushes keep answering', async () => {
+    const rssBefore = process.memoryUsage().rss;
+    const srcs = await Promise.all([0, 1, 2, 3].map(() => makeRepo(s)));
+    const hostile = [
+      (r: string) => `select repeat('x', 1000000000) as a from ${r}`,
+      (r: string) => `select range(1 << 30) as a from ${r}`,
+      (r: string) => `select len(list_transform(range(200000000), x -> x::varchar)) as a from ${r}`,
+      (r: string) => `select string_agg(x::varchar, ',') as a from range(400000000) t(x), ${r}`,
+    ];
+    const m = await probe(s, () => Promise.all(srcs.map(async (src, i) => {
+      const t0 = performance.now();
+      const res = await create(src, 'boom', fresh('dest'), hostile[i]!(src));
+      return { code: res.statusCode === 200 ? 'accepted' : errorCode(res), ms: performance.now() - t0, body: res.body };
+    })));
+    const results = m.result as Array<{ code: string; ms: number; body: string }>;
+    console.log('create-time hostile SQL', JSON.stringify({ ...m, result: results.map((r) => [r.code, Math.round(r.ms)]) }));
+    for (const r of results) {
+      assert.equal(r.code, 'E18209', r.body);
+      assert.ok(r.ms < 15_000, `refused after ${r.ms} ms`);
+    }
+    assert.match(results[0]!.body, /more memory than a check may use|took more than/);
+    assert.ok(m.pushes >= 5, `only ${m.pushes} pushes`);
+    assert.ok(m.push99 < pushBound, `push p99 ${m.push99} ms (bound ${pushBound})`);
+    assert.ok(m.health99 < 100, `health p99 ${m.health99} ms`);
+    assert.ok(m.rssMb * 1048576 - rssBefore < 512 * 1048576, `RSS grew from ${Math.round(rssBefore / 1048576)} to ${m.rssMb} MB`);
+  });
+
+  it('keeps another account\'s durable pushes fast while long SQL runs fill Node\'s thread pool', async () => {
+    const schema = [{ key: 'n', valtype: 'long' }];
+    const srcs = await Promise.all([0, 1, 2, 3].map(() => makeRepo(s, fresh('slow'), schema)));
+    for (const src of srcs) {
+      // range(NULL) is empty, so the check's one-row trial is cheap; the pushed n makes the run long.
+      const res = await create(src, 'slow', fresh('dest'), `select count(*) as c from ${src}, range(n)`);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal((await push(s, src, 'n=40000000000')).statusCode, 200);
+    }
+    const m = await probe(s, () => Promise.all(srcs.map((src) => s.ctx.runner.runNow('alice', src, 'slow'))));
+    console.log('thread pool filled by SQL runs', JSON.stringify({ ...m, result: undefined }));
+    assert.ok(m.pushes >= 5, `only ${m.pushes} pushes`);
+    assert.ok(m.push99 < pushBound, `push p99 ${m.push99} ms (bound ${pushBound})`);
+    assert.ok(m.health99 < 100, `health p99 ${m.health99} ms`);
+    for (const src of srcs) {
+      const t = JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${src}/transforms/slow` })).body) as { status: { lastError: string } };
+      assert.match(t.status.lastError ?? '', /interrupted|exceeded/);
+    }
+  });
+});
