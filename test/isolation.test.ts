@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AK2, SK2, errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
+import { retryDelay } from '../src/transforms/runner.ts';
 
 /** Bob's traffic during `work`: latencies of 1,000-point pushes and of /health, and the peak RSS. */
 async function probe(s: TestServer, work: () => Promise<unknown>): Promise<{ push99: number; health99: number; pushes: number; rssMb: number; result: unknown }> {
@@ -49,7 +50,7 @@ describe('isolation between accounts', () => {
    * 2 cores happen here). Before the fixes the delays were 3-10 s.
    */
   let pushBound = 200;
-  before(async () => { s = await startServer({ transformSlots: 4, sqlThreads: 1, sqlTimeout: '8s' }); });
+  before(async () => { s = await startServer({ transformSlots: 4, sqlThreads: 1, sqlTimeout: '8s', transformOutput: 2_000_000 }); });
   after(async () => { await s.close(); });
 
   const create = (repo: string, name: string, dest: string, code: string) =>
@@ -107,5 +108,66 @@ describe('isolation between accounts', () => {
       const t = JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${src}/transforms/slow` })).body) as { status: { lastError: string } };
       assert.match(t.status.lastError ?? '', /interrupted|exceeded/);
     }
+  });
+
+  const status = async (repo: string, name: string) =>
+    (JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${repo}/transforms/${name}` })).body) as { status: Record<string, any> }).status;
+
+  it('fails a SQL transform that returns 30M rows at the output limit, naming the setting, without holding /health', async () => {
+    const src = await makeRepo(s, fresh('big'), [{ key: 'n', valtype: 'long' }]);
+    const dest = fresh('dest');
+    const res = await create(src, 'flood', dest, `select unnest(range(n)) as x from ${src}`);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((await push(s, src, 'n=30000000')).statusCode, 200);
+    const m = await probe(s, () => s.ctx.runner.runNow('alice', src, 'flood'));
+    console.log('SQL transform returning 30M rows', JSON.stringify({ ...m, result: undefined }));
+    assert.ok(m.health99 < 100, `health p99 ${m.health99} ms`);
+    assert.ok(m.push99 < pushBound, `push p99 ${m.push99} ms (bound ${pushBound})`);
+    const st = await status(src, 'flood');
+    assert.equal(st.state, 'error');
+    assert.match(st.lastError, /more than 2000000 points, over the limit of 2000000 points per run; raise transformOutput \(PIPELINE_TRANSFORM_OUTPUT\)/);
+    assert.equal(st.failures, 1);
+    assert.equal(JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${dest}/data?count=1` })).body).records.length, 0, 'nothing written');
+  });
+
+  it('encodes a big output within the limit in steps, so /health keeps answering', async () => {
+    const src = await makeRepo(s, fresh('wide'), [{ key: 'n', valtype: 'long' }]);
+    const dest = fresh('dest');
+    assert.equal((await create(src, 'many', dest, `select r.range as x, 'host-' || (r.range % 100) as h from ${src}, range(n) r`)).statusCode, 200);
+    assert.equal((await push(s, src, 'n=1500000')).statusCode, 200);
+    const m = await probe(s, () => s.ctx.runner.runNow('alice', src, 'many'));
+    console.log('SQL transform returning 1.5M rows', JSON.stringify({ ...m, result: undefined }));
+    assert.ok(m.health99 < 100, `health p99 ${m.health99} ms`);
+    const st = await status(src, 'many');
+    assert.equal(st.lastError, null);
+    assert.deepEqual(st.total, { in: 1, out: 1_500_000 });
+  });
+
+  it('fails a plugin that returns 3M points inside its worker, before the server parses them', async () => {
+    const code = 'export default (p) => { const a = new Array(3000000); for (let i = 0; i < a.length; i++) a[i] = { v: i }; return a; };';
+    const up = await s.call({ method: 'POST', url: '/v2/plugins/com.x.Flood', body: code, headers: { 'content-type': 'application/javascript' } });
+    assert.equal(up.statusCode, 200, up.body);
+    const src = await makeRepo(s);
+    const res = await s.call({
+      method: 'POST', url: `/v2/repos/${src}/transforms/pflood/to/${fresh('dest')}`,
+      body: { plugin: { name: 'com.x.Flood', output: [{ name: 'v', type: 'long' }] }, interval: '10m' },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((await push(s, src, 'host=a\tlatency=1')).statusCode, 200);
+    const m = await probe(s, () => s.ctx.runner.runNow('alice', src, 'pflood'));
+    console.log('plugin returning 3M points', JSON.stringify({ ...m, result: undefined }));
+    assert.ok(m.health99 < 100, `health p99 ${m.health99} ms`);
+    const st = await status(src, 'pflood');
+    assert.equal(st.state, 'error');
+    assert.match(st.lastError, /output limit: the plugin returned 3000000 points, over the limit of 2000000 points per run/);
+  });
+
+  it('backs off a failing transform exponentially, up to an hour', () => {
+    assert.equal(retryDelay(5_000, 0), 5_000);
+    assert.equal(retryDelay(5_000, 1), 5_000);
+    assert.equal(retryDelay(5_000, 2), 10_000);
+    assert.equal(retryDelay(5_000, 5), 80_000);
+    assert.equal(retryDelay(5_000, 40), 3_600_000);
+    assert.equal(retryDelay(600_000, 40), 3_600_000);
   });
 });

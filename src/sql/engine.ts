@@ -10,12 +10,12 @@ import type { EscapeMode } from '../ingest/escapes.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql } from './check.ts';
 import { CheckPool, type CheckPoolOptions } from './check-pool.ts';
-import { errorText, execute, load, SqlRuntimeError, SqlTimeoutError, withTimeout } from './exec.ts';
+import { errorText, execute, load, OutputLimitError, SqlRuntimeError, SqlTimeoutError, withTimeout } from './exec.ts';
 import { readRows } from './read.ts';
 import { SourceStage } from './stage.ts';
 import { createTableSql } from './types.ts';
 
-export { SqlRuntimeError, SqlTimeoutError } from './exec.ts';
+export { OutputLimitError, SqlRuntimeError, SqlTimeoutError } from './exec.ts';
 
 export interface SqlEngineOptions {
   /** DuckDB memory_limit, e.g. '1GB'; shared by all runs. */
@@ -37,6 +37,8 @@ export const CHECK_DEFAULTS: CheckPoolOptions = { processes: 2, headroomMb: 1024
 export interface RunOptions {
   /** Budget for planning plus executing the query (loading the points is not counted). */
   timeoutMs: number;
+  /** Most rows the result may have: more fail with OutputLimitError before any is read. */
+  maxRows?: number;
 }
 
 /** Planning budget for describe(): a query whose constant folding alone takes this long is no transform. */
@@ -133,7 +135,9 @@ export class SqlEngine {
       await load(conn, table, schema, points);
       // Executed as a fresh statement after loading: a statement prepared over
       // the empty table would be optimised with its (empty) statistics.
-      const result = await withTimeout(conn, left, () => execute(conn, executableSql(sql, plan)), opts.timeoutMs);
+      const result = await withTimeout(conn, left, () => execute(conn, executableSql(sql, plan, opts.maxRows)), opts.timeoutMs);
+      const n = Number(result.rowCount);
+      if (opts.maxRows !== undefined && n > opts.maxRows) throw new OutputLimitError('points', n, opts.maxRows);
       return { fields: plan.fields, rows: readRows(result, plan) };
     });
   }

@@ -23,6 +23,22 @@ export class SqlRuntimeError extends Error {
   }
 }
 
+/**
+ * A run produced more output than one run may write (`kind`: points or
+ * encoded bytes); the caller says which setting raises `max`.
+ */
+export class OutputLimitError extends Error {
+  constructor(
+    readonly kind: 'points' | 'bytes',
+    readonly actual: number,
+    readonly max: number,
+    message = `the run produced ${kind === 'points' ? `${actual} points` : `more than ${max} bytes`}, more than the ${max} ${kind} one run may write`,
+  ) {
+    super(message);
+    this.name = 'OutputLimitError';
+  }
+}
+
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
