@@ -14,10 +14,11 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
+import { isolationWorkload } from './isolation.ts';
 import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions, type Workload, type WorkloadResult } from './lib.ts';
 import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
-const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload];
+const WORKLOADS: Workload[] = [ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, isolationWorkload];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

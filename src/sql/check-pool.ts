@@ -7,6 +7,7 @@
  * bound (docs/decisions/018-isolating-accounts.md).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { ApiError } from '../errors.ts';
 import type { SchemaField } from '../ingest/types.ts';
@@ -24,6 +25,8 @@ export interface CheckPoolOptions {
 
 const UNDER_TSX = import.meta.url.endsWith('.ts');
 const ENTRY = new URL(UNDER_TSX ? './check-child.ts' : './check-child.js', import.meta.url);
+/** Scheduling niceness of check processes (the server's is usually 0). */
+const CHILD_NICE = 10;
 /** Starting Node and DuckDB; a child that is not ready by then is killed. */
 const START_MS = 20_000;
 
@@ -125,6 +128,15 @@ export class CheckPool {
       env: { CHECK_MEMORY: this.opts.memoryLimit, CHECK_HEADROOM_MB: String(this.opts.headroomMb), PATH: process.env.PATH ?? '' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // Below the server's priority: starting Node + DuckDB and a hostile
+    // check cost a core for a second or more, which ingest should not pay.
+    if (child.pid !== undefined) {
+      try {
+        setPriority(child.pid, CHILD_NICE);
+      } catch {
+        // not allowed here: the check still runs, at normal priority
+      }
+    }
     let stderr = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-2_000)));
