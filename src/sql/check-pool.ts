@@ -34,6 +34,7 @@ interface Slot {
   child: ChildProcessWithoutNullStreams;
   ready: Promise<void>;
   busy: boolean;
+  started: boolean;
   pending?: { id: number; resolve: (r: CheckReply) => void; reject: (e: Error) => void };
   dead: boolean;
 }
@@ -143,7 +144,7 @@ export class CheckPool {
     let onReady!: () => void;
     let onFail!: (e: Error) => void;
     const slot: Slot = {
-      child, busy: false, dead: false,
+      child, busy: false, dead: false, started: false,
       ready: new Promise<void>((res, rej) => ((onReady = res), (onFail = rej))),
     };
     slot.ready.catch(() => undefined);
@@ -152,6 +153,7 @@ export class CheckPool {
       const msg = JSON.parse(line) as CheckReply | { ready: true };
       if ('ready' in msg) {
         clearTimeout(startTimer);
+        slot.started = true;
         return onReady();
       }
       if (slot.pending?.id === msg.id) {
@@ -169,8 +171,10 @@ export class CheckPool {
       onFail(err);
       const p = slot.pending;
       slot.pending = undefined;
-      // Killed mid-check by the OS (memory) rather than by us: refuse the query as too big.
-      if (p) p.resolve({ id: p.id, kind: 'memory', error: err.message });
+      // Killed mid-check by the OS (memory) rather than by us: refuse the query
+      // as too big. A child that never started is the server's problem, not the query's.
+      if (p && slot.started) p.resolve({ id: p.id, kind: 'memory', error: err.message });
+      else p?.reject(err);
     });
     child.stdin.on('error', () => undefined); // a dead child: 'exit' reports it
     this.slots.push(slot);
