@@ -60,7 +60,7 @@ describe('isolation between accounts', () => {
    * core shows at p99 of ~50 samples). Before the fixes /health was held 3-5 s.
    */
   let healthBound = 100;
-  before(async () => { s = await startServer({ transformSlots: 4, sqlThreads: 1, sqlTimeout: '8s', transformOutput: 2_000_000 }); });
+  before(async () => { s = await startServer({ transformSlots: 4, sqlThreads: 1, sqlTimeout: '4s', transformOutput: 2_000_000 }); });
   after(async () => { await s.close(); });
 
   const create = (repo: string, name: string, dest: string, code: string) =>
