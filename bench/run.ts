@@ -18,13 +18,14 @@ import { kodoExportWorkload } from './exports-kodo.ts';
 import { healthLoadWorkload } from './health-load.ts';
 import { exportsMongoWorkload, exportsTsdbWorkload } from './exports-workloads.ts';
 import { ingestTransformWorkload, ingestWorkload } from './ingest.ts';
+import { isolationWorkload } from './isolation.ts';
 import { logstoreEnginesWorkload, logstoreWorkload } from './logstore.ts';
 import { offlineExportWorkload, offlineJobWorkload, offlineSchedulerWorkload } from './offline.ts';
 import { Cleanup, machineInfo, renderTable, type BenchContext, type BenchOptions, type Workload, type WorkloadResult } from './lib.ts';
 import { pluginThroughputWorkload, transformLatencyWorkload, transformThroughputWorkload } from './transforms.ts';
 
 const WORKLOADS: Workload[] = [
-  ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, healthLoadWorkload,
+  ingestWorkload, ingestTransformWorkload, transformThroughputWorkload, transformLatencyWorkload, pluginThroughputWorkload, healthLoadWorkload, isolationWorkload,
   exportsHttpWorkload, exportsLatencyWorkload, ingestExportsWorkload, kodoExportWorkload, exportsTsdbWorkload, exportsMongoWorkload,
   logstoreWorkload, logstoreEnginesWorkload,
   offlineJobWorkload, offlineExportWorkload, offlineSchedulerWorkload,

@@ -114,7 +114,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
   repos.appended.push((account, repo) => stages.notify(account, repo));
   const capacity = new GroupCapacity(meta, config.transformSlots);
   const runner = new TransformRunner(
-    { meta, repos, sql, plugins, stages, maxPointsPerRun: config.transformBatch, sqlTimeoutMs: config.sqlTimeoutMs, failpoint: process.env.PIPELINE_FAILPOINT },
+    { meta, repos, sql, plugins, stages, maxPointsPerRun: config.transformBatch, maxOutputPoints: config.transformOutput, maxOutputBytes: config.transformOutputBytes, sqlTimeoutMs: config.sqlTimeoutMs, failpoint: process.env.PIPELINE_FAILPOINT },
     { capacity, firstRunDelayMs: 1000, log: app.log },
   );
   const exportEngine = new ExportEngine({ meta, repos, config, capacity, log: app.log });

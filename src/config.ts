@@ -43,6 +43,8 @@ export interface Config {
   transformSlots: number;
   transformBatch: number;
   transformStage: number;
+  transformOutput: number;
+  transformOutputBytes: number;
   pluginWorkers: number;
   pluginTimeoutMs: number;
   pluginMemoryMb: number;
@@ -108,6 +110,8 @@ export const CONFIG_KEYS = [
   ['sqlTimeout', 'PIPELINE_SQL_TIMEOUT', '60s', 'longest a transform\'s SQL may run before it is interrupted'],
   ['transformSlots', 'PIPELINE_TRANSFORM_SLOTS', '2', 'concurrent runs of transforms whose repo has no group'],
   ['transformBatch', 'PIPELINE_TRANSFORM_BATCH', '1000000', 'most source points one transform run reads'],
+  ['transformOutput', 'PIPELINE_TRANSFORM_OUTPUT', '2000000', 'most points one transform run may write; a run producing more fails (state error) before encoding'],
+  ['transformOutputBytes', 'PIPELINE_TRANSFORM_OUTPUT_BYTES', '512MB', 'most encoded bytes one transform run may write; a run producing more fails (state error)'],
   ['transformStage', 'PIPELINE_TRANSFORM_STAGE', '256MB', 'pushed data (wire size) decoded into DuckDB ahead of SQL transform runs, over all repos; 0 = only when a run starts'],
   ['pluginWorkers', 'PIPELINE_PLUGIN_WORKERS', '2', 'sandboxed worker processes for JavaScript plugins'],
   ['pluginTimeout', 'PIPELINE_PLUGIN_TIMEOUT', '30s', 'longest a plugin may take over one batch'],
@@ -290,6 +294,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     transformSlots: int('transformSlots', 1, 256),
     transformBatch: int('transformBatch', 1, 100_000_000),
     transformStage: size('transformStage'),
+    transformOutput: int('transformOutput', 1, 100_000_000),
+    transformOutputBytes: size('transformOutputBytes'),
     pluginWorkers: int('pluginWorkers', 1, 64),
     pluginTimeoutMs: dur('pluginTimeout'),
     pluginMemoryMb: Math.floor(size('pluginMemory') / 1024 / 1024),

@@ -26,6 +26,7 @@ export interface PoolJob {
   label: string;
   input?: string;
   big?: boolean;
+  maxOut?: number;
   /** Checked before dispatch: jobs of a run that already failed are dropped. */
   cancelled?: () => boolean;
 }
@@ -144,6 +145,7 @@ export class JsWorkerPool {
     if (!slot.known.has(job.key)) req.code = job.code;
     if (job.input !== undefined) req.input = job.input;
     if (job.big) req.big = true;
+    if (job.maxOut !== undefined) req.maxOut = job.maxOut;
     slot.known.add(job.key);
     slot.ch.send(req);
   }

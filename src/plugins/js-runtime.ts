@@ -76,10 +76,12 @@ export class JsPluginRuntime {
    * Output order follows input order. An empty input returns [] without
    * calling the plugin.
    * @param pluginId cache key and the name used in error messages.
+   * @param maxOut most output points: a worker whose output has more fails
+   *   the run before serialising it, and so do all parts together.
    * @throws PluginInvalidError if the code does not load; PluginRunError
    *   (or its PluginTimeoutError / PluginMemoryError subclasses) if the run fails.
    */
-  async run(pluginId: string, code: string, points: Point[], output: OutputField[]): Promise<Point[]> {
+  async run(pluginId: string, code: string, points: Point[], output: OutputField[], maxOut?: number): Promise<Point[]> {
     if (points.length === 0) return [];
     const key = `${pluginId}:${digest(code)}`;
     const label = `plugin "${pluginId}"`;
@@ -95,7 +97,7 @@ export class JsPluginRuntime {
     const cancelled = (): boolean => failed;
     const parts = chunks.map((chunk) => {
       const { json, big } = pointsToJson(chunk);
-      const job: PoolJob = { op: 'run', key, code, label, input: json, big, cancelled };
+      const job: PoolJob = { op: 'run', key, code, label, input: json, big, cancelled, maxOut };
       return this.#pool
         .submit(job)
         .then((r) => {
@@ -109,6 +111,8 @@ export class JsPluginRuntime {
     });
     const results = await Promise.all(parts);
     if (results.length === 1 && results[0]) return results[0];
+    const total = results.reduce((n, part) => n + part.length, 0);
+    if (maxOut !== undefined && total > maxOut) throw new PluginRunError(`${label}: output limit: the plugin returned ${total} points, over the limit of ${maxOut} points per run`);
     const all: Point[] = [];
     for (const part of results) for (const p of part) all.push(p);
     return all;

@@ -22,7 +22,8 @@ export type PluginForm = 'map' | 'batch';
 export interface SandboxedPlugin {
   readonly form: PluginForm;
   /** Runs over a JSON array of points; resolves to the output JSON array text. */
-  run(inputJson: string, big: boolean): Promise<string>;
+  /** `maxOut`: most output points; more make the run fail before its output is serialised. */
+  run(inputJson: string, big: boolean, maxOut?: number): Promise<string>;
 }
 
 /** Thrown for problems with the module itself (syntax, imports, exports, top-level failure). */
@@ -34,7 +35,7 @@ interface ContextHelpers {
   importRejection(specifier: unknown): Error;
   describe(err: unknown): string;
   formOf(ns: object): string;
-  drive(ns: object, input: string, big: boolean): Promise<string>;
+  drive(ns: object, input: string, big: boolean, maxOut: number): Promise<string>;
   then: (this: Promise<string>, ok: (v: unknown) => void, fail: (e: unknown) => void) => void;
 }
 
@@ -73,7 +74,7 @@ function formOf(ns) {
   if (typeof ns.default === 'function') return 'map';
   return 'none';
 }
-async function drive(ns, input, big) {
+async function drive(ns, input, big, maxOut) {
   try {
     const points = big ? parse(input, revive) : parse(input);
     let out;
@@ -94,6 +95,7 @@ async function drive(ns, input, big) {
         else out[n++] = r;
       }
     }
+    if (out.length > maxOut) return 'Eoutput limit: the plugin returned ' + out.length + ' points, over the limit of ' + maxOut + ' points per run';
     let text;
     try { text = stringify(out); } catch (_) { text = stringify(out, bigToText); }
     return typeof text === 'string' ? text : 'Eoutput is not serialisable';
@@ -153,8 +155,8 @@ export async function compilePlugin(code: string, identifier: string): Promise<S
   }
   return {
     form,
-    run(inputJson: string, big: boolean): Promise<string> {
-      const pending = helpers.drive(ns, inputJson, big);
+    run(inputJson: string, big: boolean, maxOut = Number.MAX_SAFE_INTEGER): Promise<string> {
+      const pending = helpers.drive(ns, inputJson, big, maxOut);
       return new Promise<string>((resolve, reject) => {
         helpers.then.call(
           pending,

@@ -16,6 +16,8 @@ export interface WorkerRequest {
   code?: string;
   input?: string;
   big?: boolean;
+  /** Most output points of this run (see SandboxedPlugin.run). */
+  maxOut?: number;
 }
 
 /** Worker -> main thread. `missing`: the worker no longer has `key` and needs the code again. */
@@ -48,7 +50,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
   }
   if (req.op === 'compile') return { type: 'done', id: req.id, form: plugin.form };
   try {
-    const output = await plugin.run(req.input ?? '[]', req.big === true);
+    const output = await plugin.run(req.input ?? '[]', req.big === true, req.maxOut);
     return { type: 'done', id: req.id, form: plugin.form, output };
   } catch (err) {
     return { type: 'failed', id: req.id, kind: 'run', message: err instanceof Error ? err.message : 'plugin failed' };

@@ -159,10 +159,10 @@ export class PluginService {
    * Runs a transform's plugin over points (the grant is checked again: it may
    * have been withdrawn since the transform was made).
    */
-  async run(account: string, spec: PluginSpec, points: Point[]): Promise<Point[]> {
+  async run(account: string, spec: PluginSpec, points: Point[], maxOut?: number): Promise<Point[]> {
     const p = this.must(account, spec.name);
     const id = `${account}/${p.name}`;
-    if (p.kind !== 'java') return this.js.run(id, this.code(account, p), points, spec.output);
+    if (p.kind !== 'java') return this.js.run(id, this.code(account, p), points, spec.output, maxOut);
     this.allowJar(account);
     return this.jvm.run(id, this.file(account, p), p.name, points, spec.output);
   }

@@ -88,7 +88,10 @@ export async function checkQuery(conn: DuckDBConnection, sql: string): Promise<Q
  * takes the text as a literal, so comments and a trailing ';' in the user's
  * SQL cannot break out of the wrapper, and it accepts only a single SELECT.
  */
-export function executableSql(sql: string, plan: QueryPlan): string {
+export function executableSql(sql: string, plan: QueryPlan, maxRows?: number): string {
+  // One row past the limit tells "over" from "exactly at" without DuckDB
+  // producing (and holding) the rest of a flood of rows.
+  if (maxRows !== undefined) return `SELECT * FROM query(${quoteLiteral(executableSql(sql, plan))}) LIMIT ${maxRows + 1}`;
   if (!plan.plans.some((p) => p.cast)) return sql;
   const aliases = plan.plans.map((_p, i) => quoteIdent(`c${i}`));
   const cols = plan.plans.map((p, i) => (p.cast ? `CAST(${aliases[i]} AS ${p.target}) AS ${aliases[i]}` : aliases[i]));

@@ -9,12 +9,13 @@ import { ApiError } from '../errors.ts';
 import type { EscapeMode } from '../ingest/escapes.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql } from './check.ts';
-import { errorText, execute, load, SqlRuntimeError, SqlTimeoutError, withTimeout } from './exec.ts';
+import { CheckPool, type CheckPoolOptions } from './check-pool.ts';
+import { errorText, execute, load, OutputLimitError, SqlRuntimeError, SqlTimeoutError, withTimeout } from './exec.ts';
 import { readRows } from './read.ts';
 import { SourceStage } from './stage.ts';
 import { createTableSql } from './types.ts';
 
-export { SqlRuntimeError, SqlTimeoutError } from './exec.ts';
+export { OutputLimitError, SqlRuntimeError, SqlTimeoutError } from './exec.ts';
 
 export interface SqlEngineOptions {
   /** DuckDB memory_limit, e.g. '1GB'; shared by all runs. */
@@ -22,11 +23,22 @@ export interface SqlEngineOptions {
   threads: number;
   /** Where DuckDB may spill; without it nothing spills and memory_limit is hard. */
   tempDir?: string;
+  /**
+   * Where describe() checks SQL: child processes with OS limits (the
+   * default, see check-pool.ts) or, with false, this instance (tests of the
+   * engine alone).
+   */
+  check?: CheckPoolOptions | false;
 }
+
+/** Check processes: two at most, 1 GiB of address space beyond start-up and 256 MB for DuckDB each. */
+export const CHECK_DEFAULTS: CheckPoolOptions = { processes: 2, headroomMb: 1024, memoryLimit: '256MB' };
 
 export interface RunOptions {
   /** Budget for planning plus executing the query (loading the points is not counted). */
   timeoutMs: number;
+  /** Most rows the result may have: more fail with OutputLimitError before any is read. */
+  maxRows?: number;
 }
 
 /** Planning budget for describe(): a query whose constant folding alone takes this long is no transform. */
@@ -54,7 +66,10 @@ function instanceConfig(opts: SqlEngineOptions): Record<string, string> {
 export class SqlEngine {
   private closed = false;
 
-  private constructor(private readonly instance: DuckDBInstance) {}
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly checks: CheckPool | null,
+  ) {}
 
   /** Starts a sandboxed in-memory DuckDB instance. */
   static async create(opts: SqlEngineOptions): Promise<SqlEngine> {
@@ -74,7 +89,8 @@ export class SqlEngine {
     } finally {
       setup.closeSync();
     }
-    return new SqlEngine(instance);
+    const check = opts.check ?? CHECK_DEFAULTS;
+    return new SqlEngine(instance, check === false ? null : new CheckPool(check));
   }
 
   /**
@@ -85,6 +101,8 @@ export class SqlEngine {
    */
   async describe(table: string, schema: SchemaField[], sql: string, opts?: RunOptions): Promise<SchemaField[]> {
     const timeoutMs = opts?.timeoutMs ?? DESCRIBE_TIMEOUT_MS;
+    if (this.closed) throw new Error('SqlEngine is closed');
+    if (this.checks) return this.checks.describe(table, schema, sql, timeoutMs);
     return this.withTable(table, schema, async (conn) => {
       try {
         return (await withTimeout(conn, timeoutMs, () => checkQuery(conn, sql))).fields;
@@ -117,7 +135,9 @@ export class SqlEngine {
       await load(conn, table, schema, points);
       // Executed as a fresh statement after loading: a statement prepared over
       // the empty table would be optimised with its (empty) statistics.
-      const result = await withTimeout(conn, left, () => execute(conn, executableSql(sql, plan)), opts.timeoutMs);
+      const result = await withTimeout(conn, left, () => execute(conn, executableSql(sql, plan, opts.maxRows)), opts.timeoutMs);
+      const n = Number(result.rowCount);
+      if (opts.maxRows !== undefined && n > opts.maxRows) throw new OutputLimitError('points', n, opts.maxRows);
       return { fields: plan.fields, rows: readRows(result, plan) };
     });
   }
@@ -137,6 +157,7 @@ export class SqlEngine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.checks?.close();
     this.instance.closeSync();
   }
 

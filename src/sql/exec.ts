@@ -23,6 +23,22 @@ export class SqlRuntimeError extends Error {
   }
 }
 
+/**
+ * A run produced more output than one run may write (`kind`: points or
+ * encoded bytes); the caller says which setting raises `max`.
+ */
+export class OutputLimitError extends Error {
+  constructor(
+    readonly kind: 'points' | 'bytes',
+    readonly actual: number,
+    readonly max: number,
+    message = `the run produced ${kind === 'points' ? `${actual} points` : `more than ${max} bytes`}, more than the ${max} ${kind} one run may write`,
+  ) {
+    super(message);
+    this.name = 'OutputLimitError';
+  }
+}
+
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -51,9 +67,50 @@ export async function loadRows(conn: DuckDBConnection, table: string, schema: Sc
  * (`budgetMs` is the whole budget, for the message). DuckDB
  * checks for interrupts between vectors of work, in execution and in
  * planning (constant folding), so the error follows within milliseconds
- * unless a single value is expensive to compute.
+ * unless a single value is expensive to compute. Waits first for a turn
+ * at Node's thread pool (see POOL_THREADS); the wait is not counted.
  */
 export async function withTimeout<T>(conn: DuckDBConnection, timeoutMs: number, fn: () => Promise<T>, budgetMs = timeoutMs): Promise<T> {
+  const release = await poolGate.acquire();
+  try {
+    return await timed(conn, timeoutMs, fn, budgetMs);
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Each DuckDB call holds a thread of Node's pool (UV_THREADPOOL_SIZE, 4 by
+ * default) until it returns; gunzip of pushed bodies, opening log segments
+ * and file reads need that pool too. User SQL may hold all but two of its
+ * threads; further statements wait their turn (not counted in their budget).
+ */
+const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+
+/** A counting semaphore (FIFO). */
+class Gate {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+  constructor(slots: number) {
+    this.free = slots;
+  }
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+const poolGate = new Gate(Math.max(1, POOL_THREADS - 2));
+
+async function timed<T>(conn: DuckDBConnection, timeoutMs: number, fn: () => Promise<T>, budgetMs: number): Promise<T> {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

@@ -11,7 +11,8 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { checkQuery, executableSql, type QueryPlan } from './check.ts';
-import { errorText, execute, loadRows, SqlRuntimeError, withTimeout } from './exec.ts';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { errorText, execute, loadRows, OutputLimitError, SqlRuntimeError, withTimeout } from './exec.ts';
 import type { RowFiller } from './load.ts';
 import type { CompiledSchema } from '../ingest/compiled.ts';
 import { compileSchema, decodeColumns, REFERENCE_MODE, type EscapeMode } from '../ingest/points.ts';
@@ -28,6 +29,9 @@ import { createTableSql, quoteIdent } from './types.ts';
  */
 const CHUNK_ROWS = 1_048_576;
 
+/** DuckDB result chunks (2,048 rows each) encoded between two yields to the event loop: a few ms of work. */
+const ENCODE_STEP = 32;
+
 interface Chunk {
   /** A name no repo can have ('$' is not allowed in repo names), so it never clashes with the view. */
   table: string;
@@ -40,10 +44,17 @@ interface Chunk {
 
 export interface StageQueryResult {
   fields: SchemaField[];
+  /** Rows in the result. */
+  rows: number;
   /** Hands the result to `fn` chunk by chunk as columns (see read.ts forEachChunk). */
   forEachChunk(fn: (cols: unknown[][], n: number) => void): void;
   /** Writes the result as wire lines for a repo of `schema` (see wire.ts encodeResult). */
   encode(schema: CompiledSchema, sink: LineSink): void;
+  /**
+   * encode() in steps, yielding to the event loop every 32 DuckDB chunks
+   * (64k rows); throws OutputLimitError once the lines pass `maxBytes`.
+   */
+  encodeBounded(schema: CompiledSchema, sink: LineSink, maxBytes: number): Promise<void>;
 }
 
 export class SourceStage {
@@ -162,8 +173,9 @@ export class SourceStage {
    * Runs `sql` over offsets [from, to), which must be staged, with the
    * range visible as the source's table. Throws ApiError E18209 for invalid
    * SQL, SqlTimeoutError past `timeoutMs`, SqlRuntimeError for engine errors.
+   * With `maxRows`, DuckDB stops after maxRows + 1 rows (`rows` then tells the caller it was over).
    */
-  async query(from: number, to: number, sql: string, timeoutMs: number): Promise<StageQueryResult> {
+  async query(from: number, to: number, sql: string, timeoutMs: number, maxRows?: number): Promise<StageQueryResult> {
     if (from < this.start || to > this.end || from >= to) throw new Error(`range [${from}, ${to}) is not staged ([${this.start}, ${this.end}))`);
     const cols = this.schema.map((f) => quoteIdent(f.key)).join(', ');
     const parts: string[] = [];
@@ -194,11 +206,19 @@ export class SourceStage {
     }
     const left = timeoutMs - (performance.now() - started);
     const checked = plan;
-    const result = await withTimeout(this.conn, left, () => execute(this.conn, executableSql(sql, checked)), timeoutMs);
+    const result = await withTimeout(this.conn, left, () => execute(this.conn, executableSql(sql, checked, maxRows)), timeoutMs);
     return {
       fields: checked.fields,
       forEachChunk: (fn) => forEachChunk(result, checked, fn),
+      rows: Number(result.rowCount),
       encode: (schema, sink) => encodeResult(result, checked, schema, sink),
+      encodeBounded: async (schema, sink, maxBytes) => {
+        for (let from = 0; from < result.chunkCount; from += ENCODE_STEP) {
+          if (from > 0) await yieldToLoop();
+          encodeResult(result, checked, schema, sink, { from, to: from + ENCODE_STEP });
+          if (sink.len > maxBytes) throw new OutputLimitError('bytes', sink.len, maxBytes);
+        }
+      },
     };
   }
 

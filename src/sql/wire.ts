@@ -248,19 +248,27 @@ function writeValue(sink: LineSink, col: Column, f: CompiledField, i: number): v
 
 /**
  * Encodes every row of `result` (checked by `plan`) for a repo of `schema`
- * as wire lines into `sink`. Rows without any value are skipped.
+ * as wire lines into `sink`. Rows without any value are skipped. `chunks`
+ * limits the work to result chunks [from, to), so a caller can encode a big
+ * result in steps and let the event loop run in between.
  *
  * @throws ApiError E18110 for a missing required field or a value that does
  *   not fit its field; E18111 for a value in a column the schema lacks
  */
-export function encodeResult(result: DuckDBMaterializedResult, plan: QueryPlan, schema: CompiledSchema, sink: LineSink): void {
+export function encodeResult(
+  result: DuckDBMaterializedResult,
+  plan: QueryPlan,
+  schema: CompiledSchema,
+  sink: LineSink,
+  chunks: { from: number; to: number } = { from: 0, to: result.chunkCount },
+): void {
   const cols = plan.fields.map((pf, c) => {
     const f = schema.byKey.get(pf.key);
     const tp = plan.plans[c]!;
     return new Column(pf.key, f, Buffer.from(f?.keyEq ?? ''), modeOf(tp.target, f?.kind), tp.target, tp);
   });
   let checkedRequired = false;
-  for (let ci = 0; ci < result.chunkCount; ci++) {
+  for (let ci = chunks.from; ci < Math.min(chunks.to, result.chunkCount); ci++) {
     const chunk = result.getChunk(ci);
     const n = chunk.rowCount;
     if (n === 0) continue;

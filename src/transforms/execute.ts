@@ -5,7 +5,8 @@ import { decodeLine, encodePoint } from '../ingest/points.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import type { PluginService } from '../services/plugins.ts';
 import type { RepoService } from '../services/repos.ts';
-import type { SqlEngine } from '../sql/engine.ts';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { OutputLimitError, type SqlEngine } from '../sql/engine.ts';
 import type { MetaStore, TransformRow } from '../storage/meta.ts';
 import { consumerId } from './consumer.ts';
 import { sqlInputSchema, type TransformSpec } from './spec.ts';
@@ -19,6 +20,10 @@ export interface RunDeps {
   /** Staged sources for SQL-only transforms. */
   stages: StageManager;
   maxPointsPerRun: number;
+  /** Most points one run may write (transformOutput); more fail the run before encoding. */
+  maxOutputPoints?: number;
+  /** Most encoded bytes one run may write (transformOutputBytes). */
+  maxOutputBytes?: number;
   sqlTimeoutMs: number;
   /** Test-only fault injection (PIPELINE_FAILPOINT=transform-after-append). */
   failpoint?: string;
@@ -88,14 +93,16 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
   if (next >= srcLog.endOffset()) return none;
   const t0 = performance.now();
   const spec = t.spec as unknown as TransformSpec;
+  const limits = { points: deps.maxOutputPoints ?? Number.MAX_SAFE_INTEGER, bytes: deps.maxOutputBytes ?? Number.MAX_SAFE_INTEGER };
   let points: Point[] = [];
   let fields: SchemaField[] | undefined;
   let read: { from: number; next: number };
   let columns: StagedRun | undefined;
   if (readsStaged(t)) {
     // SQL only: the source range is queried where it is staged (columnar, in DuckDB).
-    const res = await deps.stages.run(account, src, next, deps.maxPointsPerRun, spec.code ?? '', deps.sqlTimeoutMs);
+    const res = await deps.stages.run(account, src, next, deps.maxPointsPerRun, spec.code ?? '', deps.sqlTimeoutMs, deps.maxOutputPoints);
     if (!res) return none;
+    checkPoints(res.rows, limits);
     read = res;
     columns = res;
     fields = res.fields;
@@ -105,11 +112,14 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
     const srcSchema = repos.compiled(account, src);
     points = batch.lines.map((l) => decodeLine(l, srcSchema));
     if (spec.plugin) {
-      points = await deps.plugins.run(account, spec.plugin, points);
+      points = await deps.plugins.run(account, spec.plugin, points, limits.points);
+      checkPoints(points.length, limits);
       fields = sqlInputSchema(spec, src.schema);
     }
     if (spec.code) {
-      const res = await deps.sql.run(t.repo, sqlInputSchema(spec, src.schema), points, spec.code, { timeoutMs: deps.sqlTimeoutMs });
+      const res = await deps.sql
+        .run(t.repo, sqlInputSchema(spec, src.schema), points, spec.code, { timeoutMs: deps.sqlTimeoutMs, maxRows: limits.points })
+        .catch((err: unknown) => Promise.reject(explainLimit(err)));
       points = res.rows;
       fields = res.fields;
     }
@@ -129,7 +139,9 @@ export async function runTransform(deps: RunDeps, account: string, t: TransformR
   const destSchema = repos.compiled(account, destRow);
   const t1 = performance.now();
   // Rows without any value are no points and are not stored.
-  const out = columns ? encodeStaged(columns, destSchema) : encodePoints(points, destSchema);
+  const out = await (columns ? encodeStaged(columns, destSchema, limits.bytes) : encodePoints(points, destSchema, limits.bytes)).catch(
+    (err: unknown) => Promise.reject(explainLimit(err)),
+  );
 
   const t2 = performance.now();
   const srcNext = read.next;
@@ -163,18 +175,45 @@ interface Encoded {
   count: number;
 }
 
-/** Encodes a staged run's query result straight from its vectors (sql/wire.ts). */
-function encodeStaged(res: StagedRun, schema: CompiledSchema): Encoded {
+/** Encodes a staged run's query result straight from its vectors (sql/wire.ts), in steps. */
+async function encodeStaged(res: StagedRun, schema: CompiledSchema, maxBytes: number): Promise<Encoded> {
   const sink = new LineSink();
-  res.encode(schema, sink);
+  await res.encodeBounded(schema, sink, maxBytes);
   return { payload: sink.bytes(), count: sink.count };
 }
 
-function encodePoints(points: readonly Point[], schema: CompiledSchema): Encoded {
+/** Points encoded between two yields to the event loop (a few ms of work). */
+const ENCODE_STEP = 16_384;
+
+async function encodePoints(points: readonly Point[], schema: CompiledSchema, maxBytes: number): Promise<Encoded> {
   const lines: string[] = [];
-  for (const p of points) {
-    const line = encodePoint(p, schema);
-    if (line !== '') lines.push(line);
+  let chars = 0;
+  for (let i = 0; i < points.length; i++) {
+    if (i > 0 && i % ENCODE_STEP === 0) {
+      // UTF-16 length: a lower bound of the UTF-8 bytes, exact for ASCII.
+      if (chars > maxBytes) throw new OutputLimitError('bytes', chars, maxBytes);
+      await yieldToLoop();
+    }
+    const line = encodePoint(points[i]!, schema);
+    if (line !== '') {
+      lines.push(line);
+      chars += line.length + 1;
+    }
   }
-  return { payload: Buffer.from(lines.join('\n'), 'utf8'), count: lines.length };
+  const payload = Buffer.from(lines.join('\n'), 'utf8');
+  if (payload.length > maxBytes) throw new OutputLimitError('bytes', payload.length, maxBytes);
+  return { payload, count: lines.length };
+}
+
+function checkPoints(n: number, limits: { points: number }): void {
+  if (n > limits.points) throw explainLimit(new OutputLimitError('points', n, limits.points));
+}
+
+/** An OutputLimitError as the transform's lastError: what happened and which setting raises the limit. */
+function explainLimit(err: unknown): unknown {
+  if (!(err instanceof OutputLimitError)) return err;
+  const key = err.kind === 'points' ? 'transformOutput (PIPELINE_TRANSFORM_OUTPUT)' : 'transformOutputBytes (PIPELINE_TRANSFORM_OUTPUT_BYTES)';
+  // The SQL stops one row past the limit, so the count beyond it is unknown.
+  const what = `more than ${err.max} ${err.kind}`;
+  return new OutputLimitError(err.kind, err.actual, err.max, `output limit: the run produced ${what}, over the limit of ${err.max} ${err.kind} per run; raise ${key} or make the transform return less`);
 }

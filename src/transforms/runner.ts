@@ -16,6 +16,10 @@ export interface TransformStatus {
   lag: { points: number; seconds: number };
   /** Points dropped by source retention before this transform read them. */
   skipped: number;
+  /** Runs that failed in a row; each doubles the wait before the next (up to an hour). */
+  failures: number;
+  /** When the next scheduled run starts (null when none is scheduled). */
+  nextRunTime: string | null;
 }
 
 interface Entry {
@@ -28,6 +32,21 @@ interface Entry {
   lastError: string | null;
   lastRun: TransformStatus['lastRun'];
   stopped: boolean;
+  failures: number;
+  nextRunAt?: number;
+}
+
+/** Longest wait between retries of a failing transform (unless its interval is longer). */
+const MAX_BACKOFF_MS = 3_600_000;
+
+/**
+ * Wait before the next run after `failures` failed runs in a row: the
+ * interval, doubled per failure after the first, at most an hour (or the
+ * interval, when longer).
+ */
+export function retryDelay(intervalMs: number, failures: number): number {
+  if (failures <= 1) return intervalMs;
+  return Math.min(intervalMs * 2 ** Math.min(failures - 1, 20), Math.max(intervalMs, MAX_BACKOFF_MS));
 }
 
 const key = (account: string, repo: string, name: string): string => `${account}\u0000${repo}\u0000${name}`;
@@ -53,7 +72,7 @@ export class TransformRunner {
 
   add(account: string, row: TransformRow): void {
     const group = this.deps.meta.getRepo(account, row.repo)?.group ?? null;
-    const e: Entry = { account, row, group, lastRunTime: null, lastError: null, lastRun: null, stopped: false };
+    const e: Entry = { account, row, group, lastRunTime: null, lastError: null, lastRun: null, stopped: false, failures: 0 };
     this.entries.set(key(account, row.repo, row.name), e);
     this.schedule(e, this.opts.firstRunDelayMs);
   }
@@ -64,6 +83,7 @@ export class TransformRunner {
     if (!e) return this.add(account, row);
     e.row = row;
     e.lastError = null;
+    e.failures = 0;
     this.schedule(e, 0);
     this.sourceChanged(account, row.repo); // drops the stage if the SQL became a plugin
   }
@@ -110,7 +130,9 @@ export class TransformRunner {
   private schedule(e: Entry, delayMs: number): void {
     if (this.closed || e.stopped) return;
     clearTimeout(e.timer);
+    e.nextRunAt = Date.now() + delayMs;
     e.timer = setTimeout(() => {
+      e.nextRunAt = undefined;
       if (e.inFlight) return this.schedule(e, this.intervalMs(e));
       void this.tick(e, true);
     }, delayMs);
@@ -136,8 +158,10 @@ export class TransformRunner {
           e.lastRun = { in: r.in, out: r.out, ms: Date.now() - started, steps: r.steps };
         }
         e.lastError = null;
+        e.failures = 0;
       } catch (err) {
         e.lastError = err instanceof Error ? err.message : String(err);
+        e.failures++;
         e.lastRunTime = new Date(started).toISOString();
         this.opts.log.warn({ transform: `${e.row.repo}/${e.row.name}`, error: e.lastError }, 'transform run failed');
       } finally {
@@ -149,7 +173,10 @@ export class TransformRunner {
     e.inFlight = undefined;
     if (!reschedule) return;
     // Catch up at once when a capped run left points behind; else wait for the next interval.
-    const wait = more ? 0 : Math.max(0, this.intervalMs(e) - (Date.now() - started));
+    // A failing run waits twice as long each time, so a run that fails the
+    // same way (an output limit, a timeout) does not redo its work every interval.
+    const backoff = retryDelay(this.intervalMs(e), e.failures);
+    const wait = more && e.failures === 0 ? 0 : Math.max(0, backoff - (Date.now() - started));
     this.schedule(e, wait);
   }
 
@@ -179,6 +206,8 @@ export class TransformRunner {
       total: { in: progress.totalIn ?? 0, out: progress.totalOut ?? 0 },
       lag,
       skipped: progress.skipped ?? 0,
+      failures: e?.failures ?? 0,
+      nextRunTime: e?.nextRunAt !== undefined ? new Date(e.nextRunAt).toISOString() : null,
     };
   }
 

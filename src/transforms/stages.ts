@@ -84,7 +84,7 @@ export class StageManager {
    * whatever part of the range is not staged yet. Returns null when there is
    * nothing to read.
    */
-  async run(account: string, src: RepoRow, next: number, max: number, sql: string, timeoutMs: number): Promise<StagedRun | null> {
+  async run(account: string, src: RepoRow, next: number, max: number, sql: string, timeoutMs: number, maxRows?: number): Promise<StagedRun | null> {
     const s = await this.source(account, src.name);
     if (!s) throw new Error(`repo ${src.name} does not exist`);
     const log = await this.repos.log(account, src);
@@ -105,7 +105,7 @@ export class StageManager {
       from = Math.max(from, stage.start);
       const to = Math.min(stage.end, from + max);
       if (to <= from) return null;
-      const res = await stage.query(from, to, sql, timeoutMs);
+      const res = await stage.query(from, to, sql, timeoutMs, maxRows);
       return { ...res, from, next: to };
     });
   }

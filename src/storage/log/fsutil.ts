@@ -1,22 +1,21 @@
 /** Small file-system helpers shared by the log modules. */
-import { closeSync, fdatasync, fsyncSync, openSync, writev, writevSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writev, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { fdatasyncOnThread, fsyncDirOnThread } from './sync-thread.ts';
 
-/** fdatasync on the libuv thread pool, so a group commit does not block the event loop. */
-export const fdatasyncAsync: (fd: number) => Promise<void> = promisify(fdatasync);
+/**
+ * fdatasync off the event loop, on dedicated sync threads rather than Node's
+ * thread pool, which DuckDB queries can fill (sync-thread.ts).
+ */
+export const fdatasyncAsync: (fd: number) => Promise<void> = fdatasyncOnThread;
 
 /**
  * fsyncs a directory so that file creations and deletions inside it survive
  * a power loss (POSIX only guarantees this after the directory is synced).
  */
 export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await fsyncDirOnThread(dir);
 }
 
 /** Blocking variant of {@link fsyncDir}, for the rare paths that must finish before returning. */
