@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { DatasourceService } from '../offline/datasources.ts';
 import type { OfflineService } from '../offline/service.ts';
-import { jsonBody, sendJson } from './http.ts';
+import { sendJson, specBody } from './http.ts';
 
 /** Offline datasources and schema inference. */
 export async function datasourceRoutes(app: FastifyInstance, _ctx: AppContext, offline: OfflineService): Promise<void> {
@@ -10,11 +10,11 @@ export async function datasourceRoutes(app: FastifyInstance, _ctx: AppContext, o
   type P = { Params: { name: string } };
 
   app.post<P>('/v2/datasources/:name', async (req, reply) => {
-    await datasources.create(req.account, req.params.name, jsonBody(req));
+    await datasources.create(req.account, req.params.name, specBody(req));
     return reply.send();
   });
   app.put<P>('/v2/datasources/:name', async (req, reply) => {
-    await datasources.update(req.account, req.params.name, jsonBody(req));
+    await datasources.update(req.account, req.params.name, specBody(req));
     return reply.send();
   });
   app.get<P>('/v2/datasources/:name', async (req, reply) => sendJson(reply, DatasourceService.view(datasources.must(req.account, req.params.name))));
@@ -27,7 +27,7 @@ export async function datasourceRoutes(app: FastifyInstance, _ctx: AppContext, o
   });
 
   app.post('/v2/schemas', async (req, reply) => {
-    const body = jsonBody(req);
+    const body = specBody(req);
     return sendJson(reply, { schema: await datasources.infer(req.account, body.type, body.spec) });
   });
 }

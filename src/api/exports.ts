@@ -3,7 +3,7 @@ import type { AppContext } from '../context.ts';
 import type { ExportEngine } from '../exports/engine.ts';
 import type { ExportService } from '../exports/service.ts';
 import type { ExportRow } from '../storage/meta.ts';
-import { jsonBody, sendJson } from './http.ts';
+import { sendJson, specBody } from './http.ts';
 
 type Ctx = AppContext & { exports: ExportService; exportEngine: ExportEngine };
 type One = { Params: { repo: string; name: string } };
@@ -15,7 +15,7 @@ export async function exportRoutes(app: FastifyInstance, ctx: Ctx): Promise<void
   const { exports, exportEngine, meta } = ctx;
 
   app.post<One>('/v2/repos/:repo/exports/:name', async (req, reply) => {
-    await exports.create(req.account, req.params.repo, req.params.name, jsonBody(req));
+    await exports.create(req.account, req.params.repo, req.params.name, specBody(req));
     return reply.send();
   });
 
@@ -33,7 +33,7 @@ export async function exportRoutes(app: FastifyInstance, ctx: Ctx): Promise<void
   });
 
   app.put<One>('/v2/repos/:repo/exports/:name', async (req, reply) => {
-    await exports.update(req.account, req.params.repo, req.params.name, jsonBody(req));
+    await exports.update(req.account, req.params.repo, req.params.name, specBody(req));
     return reply.send();
   });
 
@@ -43,6 +43,6 @@ export async function exportRoutes(app: FastifyInstance, ctx: Ctx): Promise<void
   });
 
   app.post<One>('/v2/repos/:repo/exports/:name/preview', async (req, reply) => {
-    return sendJson(reply, await exports.preview(req.account, req.params.repo, req.params.name, jsonBody(req)));
+    return sendJson(reply, await exports.preview(req.account, req.params.repo, req.params.name, specBody(req)));
   });
 }

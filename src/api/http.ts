@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, Fasti
 import { verifyRequest } from '../auth/verify.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError, AuthError } from '../errors.ts';
+import { checkSpecBody } from '../services/limits.ts';
 import { clientErrorHandler, drainRequest } from './connection.ts';
 
 declare module 'fastify' {
@@ -144,6 +145,11 @@ export function jsonBody(req: FastifyRequest): Record<string, unknown> {
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError('E18007', 'body must be a JSON object');
   return v as Record<string, unknown>;
+}
+
+/** jsonBody of a spec stored as sent: refused with E18136 when too deep or too large, before anything is stored. */
+export function specBody(req: FastifyRequest): Record<string, unknown> {
+  return checkSpecBody(jsonBody(req));
 }
 
 const BIG = '\u0000BIG';

@@ -4,7 +4,7 @@ import { ApiError } from '../errors.ts';
 import { JobExportService } from '../offline/jobexports.ts';
 import type { OfflineService } from '../offline/service.ts';
 import type { HistoryQuery, RunRow } from '../offline/store.ts';
-import { jsonBody, sendJson } from './http.ts';
+import { jsonBody, sendJson, specBody } from './http.ts';
 
 /** Reference spellings of statuses (Success, Fail, Cancel) -> the official ones. */
 const STATUS_ALIASES: Record<string, string> = {
@@ -72,11 +72,11 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
   type PE = { Params: { name: string; exp: string } };
 
   app.post<P>('/v2/jobs/:name', async (req, reply) => {
-    await offline.createJob(req.account, req.params.name, jsonBody(req));
+    await offline.createJob(req.account, req.params.name, specBody(req));
     return reply.send();
   });
   app.put<P>('/v2/jobs/:name', async (req, reply) => {
-    await offline.replaceJob(req.account, req.params.name, jsonBody(req));
+    await offline.replaceJob(req.account, req.params.name, specBody(req));
     return reply.send();
   });
   app.get<P>('/v2/jobs/:name', async (req, reply) => {
@@ -113,7 +113,7 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
   });
 
   app.post<P>('/v2/jobs/:name/actions/start', async (req, reply) => {
-    offline.startJob(req.account, req.params.name, jsonBody(req));
+    offline.startJob(req.account, req.params.name, specBody(req));
     return reply.send();
   });
   app.post<P>('/v2/jobs/:name/actions/stop', async (req, reply) => {
@@ -138,11 +138,11 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
   });
 
   app.post<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => {
-    exports.create(req.account, req.params.name, req.params.exp, jsonBody(req));
+    exports.create(req.account, req.params.name, req.params.exp, specBody(req));
     return reply.send();
   });
   app.put<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => {
-    exports.update(req.account, req.params.name, req.params.exp, jsonBody(req));
+    exports.update(req.account, req.params.name, req.params.exp, specBody(req));
     return reply.send();
   });
   app.get<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => sendJson(reply, JobExportService.view(exports.must(req.account, req.params.name, req.params.exp))));

@@ -6,6 +6,7 @@ import type { HighlightSpec } from '../logstore/highlight.ts';
 import type { RepoDef } from '../logstore/repo.ts';
 import { scrollNext, search, type SearchParams } from '../logstore/search.ts';
 import type { LogDb } from '../logstore/store.ts';
+import { checkSpecBody } from '../services/limits.ts';
 import { sendJson } from './http.ts';
 
 type Params = { repo: string };
@@ -59,12 +60,12 @@ function summary(d: RepoDef): Record<string, unknown> {
 /** LogDB v5 routes (official-extensions 3): log repos, writes, search, scroll, histogram. */
 export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb: LogDb): Promise<void> {
   app.post<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
-    logdb.create(req.account, req.params.repo, object(req));
+    logdb.create(req.account, req.params.repo, checkSpecBody(object(req)));
     return reply.code(200).send();
   });
 
   app.put<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
-    logdb.update(req.account, req.params.repo, object(req));
+    logdb.update(req.account, req.params.repo, checkSpecBody(object(req)));
     return reply.code(200).send();
   });
 

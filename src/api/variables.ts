@@ -2,18 +2,18 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import type { OfflineService } from '../offline/service.ts';
-import { jsonBody, sendJson } from './http.ts';
+import { sendJson, specBody } from './http.ts';
 
 /** User variables for offline jobs (`$(name)`). */
 export async function variableRoutes(app: FastifyInstance, _ctx: AppContext, offline: OfflineService): Promise<void> {
   const { variables } = offline;
   type P = { Params: { name: string } };
   app.post<P>('/v2/variables/:name', async (req, reply) => {
-    variables.create(req.account, req.params.name, jsonBody(req));
+    variables.create(req.account, req.params.name, specBody(req));
     return reply.send();
   });
   app.put<P>('/v2/variables/:name', async (req, reply) => {
-    variables.update(req.account, req.params.name, jsonBody(req));
+    variables.update(req.account, req.params.name, specBody(req));
     return reply.send();
   });
   app.get<P>('/v2/variables/:name', async (req, reply) => sendJson(reply, variables.must(req.account, req.params.name)));
