@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import { DatasourceService } from '../offline/datasources.ts';
 import type { OfflineService } from '../offline/service.ts';
 import { sendJson, specBody } from './http.ts';
+import { sendList } from './list.ts';
 
 /** Offline datasources and schema inference. */
 export async function datasourceRoutes(app: FastifyInstance, _ctx: AppContext, offline: OfflineService): Promise<void> {
@@ -20,7 +21,7 @@ export async function datasourceRoutes(app: FastifyInstance, _ctx: AppContext, o
   app.get<P>('/v2/datasources/:name', async (req, reply) => sendJson(reply, DatasourceService.view(datasources.must(req.account, req.params.name))));
   app.get<P>('/v2/datasources/:name/exists', async (req, reply) => sendJson(reply, { exist: store.getDatasource(req.account, req.params.name) !== undefined }));
   app.get('/v2/datasources', async (req, reply) =>
-    sendJson(reply, { datasources: store.listDatasources(req.account).map((d) => ({ name: d.name, ...DatasourceService.view(d) })) }));
+    sendList(req, reply, 'datasources', store.listDatasources(req.account), (d) => ({ name: d.name, ...DatasourceService.view(d) })));
   app.delete<P>('/v2/datasources/:name', async (req, reply) => {
     datasources.delete(req.account, req.params.name);
     return reply.send();

@@ -4,6 +4,7 @@ import type { ExportEngine } from '../exports/engine.ts';
 import type { ExportService } from '../exports/service.ts';
 import type { ExportRow } from '../storage/meta.ts';
 import { sendJson, specBody } from './http.ts';
+import { sendList } from './list.ts';
 
 type Ctx = AppContext & { exports: ExportService; exportEngine: ExportEngine };
 type One = { Params: { repo: string; name: string } };
@@ -29,7 +30,7 @@ export async function exportRoutes(app: FastifyInstance, ctx: Ctx): Promise<void
   });
 
   app.get<{ Params: { repo: string } }>('/v2/repos/:repo/exports', async (req, reply) => {
-    return sendJson(reply, { exports: exports.list(req.account, req.params.repo).map(view) });
+    return sendList(req, reply, 'exports', exports.list(req.account, req.params.repo), view);
   });
 
   app.put<One>('/v2/repos/:repo/exports/:name', async (req, reply) => {

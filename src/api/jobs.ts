@@ -5,6 +5,7 @@ import { JobExportService } from '../offline/jobexports.ts';
 import type { OfflineService } from '../offline/service.ts';
 import type { HistoryQuery, RunRow } from '../offline/store.ts';
 import { jsonBody, sendJson, specBody } from './http.ts';
+import { LIST_MAX_ENTRIES, afterMarker, listPage, sendList, sendPage } from './list.ts';
 
 /** Reference spellings of statuses (Success, Fail, Cancel) -> the official ones. */
 const STATUS_ALIASES: Record<string, string> = {
@@ -106,10 +107,17 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
     let list = store.listJobs(req.account);
     if (ds) list = list.filter((j) => j.spec.srcs.some((s) => s.type === 'datasource' && s.name === ds));
     if (jb) list = list.filter((j) => j.spec.srcs.some((s) => s.type === 'job' && s.name === jb));
-    const size = intParam(q.size, 'size', 1000, 1, 10_000);
+    const jobView = (j: (typeof list)[number]) => ({ name: j.name, ...jobs.view(req.account, j) });
+    // `?marker=` pages by name (as every list); page/size keep working for the reference clients.
+    // Either way one answer holds at most LIST_MAX_ENTRIES jobs and about LIST_MAX_BYTES of JSON.
+    if (q.marker !== undefined || q.limit !== undefined) {
+      const p = listPage(req);
+      return sendPage(reply, 'jobs', afterMarker(list, p), p, jobView, undefined, { total: list.length });
+    }
+    const size = intParam(q.size, 'size', LIST_MAX_ENTRIES, 1, LIST_MAX_ENTRIES);
     const page = intParam(q.page, 'page', 1, 1, 1_000_000);
     const slice = list.slice((page - 1) * size, page * size);
-    return sendJson(reply, { jobs: slice.map((j) => ({ name: j.name, ...jobs.view(req.account, j) })), total: list.length });
+    return sendPage(reply, 'jobs', slice, { limit: size, marker: '' }, jobView, undefined, { total: list.length });
   });
 
   app.post<P>('/v2/jobs/:name/actions/start', async (req, reply) => {
@@ -149,7 +157,7 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
   app.get<PE>('/v2/jobs/:name/exports/:exp/exists', async (req, reply) => sendJson(reply, { exist: store.getExport(req.account, req.params.name, req.params.exp) !== undefined }));
   app.get<P>('/v2/jobs/:name/exports', async (req, reply) => {
     jobs.must(req.account, req.params.name);
-    return sendJson(reply, { exports: store.listExports(req.account, req.params.name).map((e) => ({ name: e.name, ...JobExportService.view(e) })) });
+    return sendList(req, reply, 'exports', store.listExports(req.account, req.params.name), (e) => ({ name: e.name, ...JobExportService.view(e) }));
   });
   app.delete<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => {
     exports.delete(req.account, req.params.name, req.params.exp);

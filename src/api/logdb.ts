@@ -8,6 +8,7 @@ import { scrollNext, search, type SearchParams } from '../logstore/search.ts';
 import type { LogDb } from '../logstore/store.ts';
 import { checkSpecBody } from '../services/limits.ts';
 import { sendJson } from './http.ts';
+import { sendList } from './list.ts';
 
 type Params = { repo: string };
 type Query = Record<string, string | undefined>;
@@ -79,7 +80,7 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
     return reply.code(200).send();
   });
 
-  app.get('/v5/repos', async (req, reply) => sendJson(reply, { repos: logdb.list(req.account).map(summary) }));
+  app.get('/v5/repos', async (req, reply) => sendList(req, reply, 'repos', logdb.list(req.account), summary));
 
   app.post<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/data', async (req, reply) => {
     const repo = logdb.get(req.account, req.params.repo);

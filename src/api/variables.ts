@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import type { OfflineService } from '../offline/service.ts';
 import { sendJson, specBody } from './http.ts';
+import { afterMarker, listPage, sendPage } from './list.ts';
 
 /** User variables for offline jobs (`$(name)`). */
 export async function variableRoutes(app: FastifyInstance, _ctx: AppContext, offline: OfflineService): Promise<void> {
@@ -24,6 +25,11 @@ export async function variableRoutes(app: FastifyInstance, _ctx: AppContext, off
   app.get<{ Querystring: { type?: string } }>('/v2/variables', async (req, reply) => {
     const type = req.query.type;
     if (type !== undefined && type !== 'system' && type !== 'user') throw new ApiError('E18007', 'type must be system or user');
-    return sendJson(reply, { variables: variables.list(req.account, type) });
+    // The system variables come first on the first page, in their documented order; user ones are paged by name.
+    const all = variables.list(req.account, type) as Array<{ name: string; type: string }>;
+    const page = listPage(req);
+    const system = page.marker ? [] : all.filter((v) => v.type === 'system');
+    const rows = [...system, ...afterMarker(all.filter((v) => v.type !== 'system'), page)];
+    return sendPage(reply, 'variables', rows, { ...page, limit: page.limit + system.length }, (v) => v);
   });
 }
