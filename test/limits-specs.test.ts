@@ -86,7 +86,7 @@ describe('stored spec limits', () => {
     assert.equal((await call('POST', `/v2/variables/${good}`, { type: 'string', value: 'keep' })).statusCode, 200);
     const bad = fresh('v');
     await refused('POST', `/v2/variables/${bad}`, (x) => ({ type: 'string', value: 'x', extra: x }));
-    await refused('PUT', `/v2/variables/${good}`, (x) => ({ type: 'string', value: x }));
+    await refused('PUT', `/v2/variables/${good}`, (x) => ({ type: 'string', value: 'y', extra: x }));
     assert.equal(errorCode(await call('GET', `/v2/variables/${bad}`)), 'E18654');
     assert.equal(((await status200(`/v2/variables/${good}`)) as { value: string }).value, 'keep');
     const list = (await status200('/v2/variables?type=user')) as { variables: Array<{ name: string }> };
