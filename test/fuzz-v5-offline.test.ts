@@ -128,6 +128,22 @@ describe('fuzz of exports, the v5 log store and offline jobs', () => {
   });
   after(async () => { await s.close(); });
 
+  it('answers 10,000-deep JSON bodies on every route of these families without a 5xx', async () => {
+    const deepObject = `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`;
+    const deepArray = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+    const inField = (f: string) => `{"${f}":${deepObject}}`;
+    const bodies = [deepObject, deepArray, inField('spec'), inField('schema'), inField('highlight'), inField('srcs'), inField('params'), `[${deepObject}]`, `[{"msg":${deepObject}}]`];
+    for (const t of TEMPLATES) {
+      const url = t.replace('{}', t.includes('/v5/') ? LOG : t.includes('/jobs/') ? JOB : t.includes('/datasources/') ? DS : t.includes('/variables/') ? VAR : REPO).replace('{}', t.includes('/exports/') && t.includes('/jobs/') ? 'fz_jexp' : EXP);
+      for (const method of ['POST', 'PUT', 'GET'] as const) {
+        for (const b of bodies) {
+          const res = await send(s, { method, path: url, query: '', body: b, contentType: 'application/json', signed: true });
+          assert.ok(res.statusCode < 500, `${method} ${url} -> ${res.statusCode} ${res.body}`);
+        }
+      }
+    }
+  });
+
   it(`answers ${RUNS} random requests without a 5xx, errors in the documented shape`, async () => {
     const statuses = new Map<number, number>();
     await fc.assert(
