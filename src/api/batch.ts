@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import type { OfflineService } from '../offline/service.ts';
 import { jsonBody, sendJson } from './http.ts';
+import { batchSchema } from './bodies.ts';
 
 /** `{jobName, runId}` with runId a number or a numeric string (docs quote it, the SDK sends a number). */
 function target(body: Record<string, unknown>): { job: string; runId: number } {
@@ -14,12 +15,12 @@ function target(body: Record<string, unknown>): { job: string; runId: number } {
 
 /** Stop and rerun of one batch of an offline job. */
 export async function batchRoutes(app: FastifyInstance, _ctx: AppContext, offline: OfflineService): Promise<void> {
-  app.post('/v2/batch/actions/stop', async (req, reply) => {
+  app.post('/v2/batch/actions/stop', batchSchema, async (req, reply) => {
     const t = target(jsonBody(req));
     offline.jobs.must(req.account, t.job);
     return sendJson(reply, await offline.scheduler.stopRun(req.account, t.job, t.runId));
   });
-  app.post('/v2/batch/actions/rerun', async (req, reply) => {
+  app.post('/v2/batch/actions/rerun', batchSchema, async (req, reply) => {
     const t = target(jsonBody(req));
     offline.jobs.must(req.account, t.job);
     return sendJson(reply, offline.scheduler.rerun(req.account, t.job, t.runId));

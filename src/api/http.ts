@@ -3,7 +3,9 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, Fasti
 import { verifyRequest } from '../auth/verify.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError, AuthError } from '../errors.ts';
+import { checkSpecBody } from '../services/limits.ts';
 import { clientErrorHandler, drainRequest } from './connection.ts';
+import { registerSchemas } from './schema.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -16,7 +18,7 @@ declare module 'fastify' {
 const PUBLIC = new Set(['/health']);
 
 /** Maps Fastify's own errors onto the catalogue. */
-function fromFastify(err: FastifyError): ApiError | undefined {
+function fromFastify(err: FastifyError, req: FastifyRequest): ApiError | undefined {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('E18005');
@@ -28,7 +30,8 @@ function fromFastify(err: FastifyError): ApiError | undefined {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new ApiError('E18007', err.message);
     default:
-      if (err.validation) return new ApiError('E18007', err.message);
+      // Schema failures answer with the route's own code (config.errorCode, see schema.ts).
+      if (err.validation || err.code === 'FST_ERR_VALIDATION') return new ApiError(req.routeOptions.config?.errorCode ?? 'E18007', err.message);
       return undefined;
   }
 }
@@ -72,6 +75,7 @@ export function httpServerOptions(): Partial<FastifyServerOptions> {
  */
 export function registerHttp(app: FastifyInstance, ctx: AppContext): void {
   app.decorateRequest('account', '');
+  registerSchemas(app);
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     void reply.header('X-Reqid', req.id);
@@ -106,7 +110,7 @@ export function registerHttp(app: FastifyInstance, ctx: AppContext): void {
   app.setErrorHandler((err: FastifyError | ApiError | AuthError, req, reply) => {
     if (err instanceof ApiError) return send(req, reply, err.status, err.wire);
     if (err instanceof AuthError) return send(req, reply, 401, err.wire);
-    const mapped = fromFastify(err as FastifyError);
+    const mapped = fromFastify(err as FastifyError, req);
     if (mapped) {
       // A body refused before it was read whole: drain the rest instead of closing with
       // unread bytes, which resets the connection and can lose this answer.
@@ -144,6 +148,11 @@ export function jsonBody(req: FastifyRequest): Record<string, unknown> {
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError('E18007', 'body must be a JSON object');
   return v as Record<string, unknown>;
+}
+
+/** jsonBody of a spec stored as sent: refused with E18136 when too deep or too large, before anything is stored. */
+export function specBody(req: FastifyRequest): Record<string, unknown> {
+  return checkSpecBody(jsonBody(req));
 }
 
 const BIG = '\u0000BIG';

@@ -4,7 +4,9 @@ import { ApiError } from '../errors.ts';
 import { JobExportService } from '../offline/jobexports.ts';
 import type { OfflineService } from '../offline/service.ts';
 import type { HistoryQuery, RunRow } from '../offline/store.ts';
-import { jsonBody, sendJson } from './http.ts';
+import { jsonBody, sendJson, specBody } from './http.ts';
+import { LIST_MAX_ENTRIES, afterMarker, listPage, sendList, sendPage } from './list.ts';
+import { jobSchemas } from './bodies.ts';
 
 /** Reference spellings of statuses (Success, Fail, Cancel) -> the official ones. */
 const STATUS_ALIASES: Record<string, string> = {
@@ -71,15 +73,15 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
   type P = { Params: { name: string } };
   type PE = { Params: { name: string; exp: string } };
 
-  app.post<P>('/v2/jobs/:name', async (req, reply) => {
-    await offline.createJob(req.account, req.params.name, jsonBody(req));
+  app.post<P>('/v2/jobs/:name', jobSchemas.write, async (req, reply) => {
+    await offline.createJob(req.account, req.params.name, specBody(req));
     return reply.send();
   });
-  app.put<P>('/v2/jobs/:name', async (req, reply) => {
-    await offline.replaceJob(req.account, req.params.name, jsonBody(req));
+  app.put<P>('/v2/jobs/:name', jobSchemas.write, async (req, reply) => {
+    await offline.replaceJob(req.account, req.params.name, specBody(req));
     return reply.send();
   });
-  app.get<P>('/v2/jobs/:name', async (req, reply) => {
+  app.get<P>('/v2/jobs/:name', jobSchemas.one, async (req, reply) => {
     const j = jobs.must(req.account, req.params.name);
     const next = scheduler.nextBatch(req.account, j.name);
     const last = store.latestRun(req.account, j.name);
@@ -89,16 +91,16 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
       ...(last ? { lastRun: historyEntry(last, scheduler.now()) } : {}),
     });
   });
-  app.get<P>('/v2/jobs/:name/exists', async (req, reply) => sendJson(reply, { exist: store.getJob(req.account, req.params.name) !== undefined }));
-  app.get<P>('/v2/jobs/:name/schema', async (req, reply) => {
+  app.get<P>('/v2/jobs/:name/exists', jobSchemas.one, async (req, reply) => sendJson(reply, { exist: store.getJob(req.account, req.params.name) !== undefined }));
+  app.get<P>('/v2/jobs/:name/schema', jobSchemas.one, async (req, reply) => {
     const j = jobs.must(req.account, req.params.name);
     return sendJson(reply, { schema: (j.spec.schema ?? []).map((f) => ({ key: f.key, valtype: f.valtype })) });
   });
-  app.delete<P>('/v2/jobs/:name', async (req, reply) => {
+  app.delete<P>('/v2/jobs/:name', jobSchemas.one, async (req, reply) => {
     await offline.deleteJob(req.account, req.params.name);
     return reply.send();
   });
-  app.get<{ Querystring: Record<string, string | undefined> }>('/v2/jobs', async (req, reply) => {
+  app.get<{ Querystring: Record<string, string | undefined> }>('/v2/jobs', jobSchemas.list, async (req, reply) => {
     const q = req.query;
     const ds = q.srcDatasource ?? q.parentRepo;
     const jb = q.srcJob ?? q.parentJob;
@@ -106,22 +108,29 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
     let list = store.listJobs(req.account);
     if (ds) list = list.filter((j) => j.spec.srcs.some((s) => s.type === 'datasource' && s.name === ds));
     if (jb) list = list.filter((j) => j.spec.srcs.some((s) => s.type === 'job' && s.name === jb));
-    const size = intParam(q.size, 'size', 1000, 1, 10_000);
+    const jobView = (j: (typeof list)[number]) => ({ name: j.name, ...jobs.view(req.account, j) });
+    // `?marker=` pages by name (as every list); page/size keep working for the reference clients.
+    // Either way one answer holds at most LIST_MAX_ENTRIES jobs and about LIST_MAX_BYTES of JSON.
+    if (q.marker !== undefined || q.limit !== undefined) {
+      const p = listPage(req);
+      return sendPage(reply, 'jobs', afterMarker(list, p), p, jobView, undefined, { total: list.length });
+    }
+    const size = intParam(q.size, 'size', LIST_MAX_ENTRIES, 1, LIST_MAX_ENTRIES);
     const page = intParam(q.page, 'page', 1, 1, 1_000_000);
     const slice = list.slice((page - 1) * size, page * size);
-    return sendJson(reply, { jobs: slice.map((j) => ({ name: j.name, ...jobs.view(req.account, j) })), total: list.length });
+    return sendPage(reply, 'jobs', slice, { limit: size, marker: '' }, jobView, undefined, { total: list.length });
   });
 
-  app.post<P>('/v2/jobs/:name/actions/start', async (req, reply) => {
-    offline.startJob(req.account, req.params.name, jsonBody(req));
+  app.post<P>('/v2/jobs/:name/actions/start', jobSchemas.start, async (req, reply) => {
+    offline.startJob(req.account, req.params.name, specBody(req));
     return reply.send();
   });
-  app.post<P>('/v2/jobs/:name/actions/stop', async (req, reply) => {
+  app.post<P>('/v2/jobs/:name/actions/stop', jobSchemas.one, async (req, reply) => {
     jobs.must(req.account, req.params.name);
     await scheduler.stopJob(req.account, req.params.name);
     return reply.send();
   });
-  app.post<P>('/v2/jobs/:name/actions/backfill', async (req, reply) => {
+  app.post<P>('/v2/jobs/:name/actions/backfill', jobSchemas.backfill, async (req, reply) => {
     const job = jobs.must(req.account, req.params.name);
     const body = jsonBody(req);
     const from = instant(body.from, 'from');
@@ -130,28 +139,28 @@ export async function jobRoutes(app: FastifyInstance, _ctx: AppContext, offline:
     const runs = scheduler.backfill(req.account, job, from, to);
     return sendJson(reply, { runs: runs.map((r) => ({ runId: r.runId, batchTime: iso(r.batchTime) })) });
   });
-  app.get<P & { Querystring: Record<string, string | undefined> }>('/v2/jobs/:name/history', async (req, reply) => {
+  app.get<P & { Querystring: Record<string, string | undefined> }>('/v2/jobs/:name/history', jobSchemas.history, async (req, reply) => {
     jobs.must(req.account, req.params.name);
     const h = store.history(req.account, req.params.name, historyQuery(req.query));
     const now = scheduler.now();
     return sendJson(reply, { total: h.total, history: h.runs.map((r) => historyEntry(r, now)) });
   });
 
-  app.post<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => {
-    await exports.create(req.account, req.params.name, req.params.exp, jsonBody(req));
+  app.post<PE>('/v2/jobs/:name/exports/:exp', jobSchemas.exportWrite, async (req, reply) => {
+    await exports.create(req.account, req.params.name, req.params.exp, specBody(req));
     return reply.send();
   });
-  app.put<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => {
-    await exports.update(req.account, req.params.name, req.params.exp, jsonBody(req));
+  app.put<PE>('/v2/jobs/:name/exports/:exp', jobSchemas.exportWrite, async (req, reply) => {
+    await exports.update(req.account, req.params.name, req.params.exp, specBody(req));
     return reply.send();
   });
-  app.get<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => sendJson(reply, JobExportService.view(exports.must(req.account, req.params.name, req.params.exp))));
-  app.get<PE>('/v2/jobs/:name/exports/:exp/exists', async (req, reply) => sendJson(reply, { exist: store.getExport(req.account, req.params.name, req.params.exp) !== undefined }));
-  app.get<P>('/v2/jobs/:name/exports', async (req, reply) => {
+  app.get<PE>('/v2/jobs/:name/exports/:exp', jobSchemas.exportOne, async (req, reply) => sendJson(reply, JobExportService.view(exports.must(req.account, req.params.name, req.params.exp))));
+  app.get<PE>('/v2/jobs/:name/exports/:exp/exists', jobSchemas.exportOne, async (req, reply) => sendJson(reply, { exist: store.getExport(req.account, req.params.name, req.params.exp) !== undefined }));
+  app.get<P>('/v2/jobs/:name/exports', jobSchemas.exportList, async (req, reply) => {
     jobs.must(req.account, req.params.name);
-    return sendJson(reply, { exports: store.listExports(req.account, req.params.name).map((e) => ({ name: e.name, ...JobExportService.view(e) })) });
+    return sendList(req, reply, 'exports', store.listExports(req.account, req.params.name), (e) => ({ name: e.name, ...JobExportService.view(e) }));
   });
-  app.delete<PE>('/v2/jobs/:name/exports/:exp', async (req, reply) => {
+  app.delete<PE>('/v2/jobs/:name/exports/:exp', jobSchemas.exportOne, async (req, reply) => {
     exports.delete(req.account, req.params.name, req.params.exp);
     return reply.send();
   });

@@ -55,6 +55,7 @@ export function afterMarker<T extends { name: string }>(sorted: readonly T[], pa
  * Sends `{"<key>":[...]}` from `rows` (limit + 1 rows past the marker at most),
  * encoding entry by entry under the size bound, with `marker` when more remain.
  * An entry whose view cannot be encoded is sent as `fallback(row)`.
+ * `extra` fields (e.g. a `total`) are added to the answer object.
  */
 export function sendPage<T extends { name: string }>(
   reply: FastifyReply,
@@ -63,6 +64,7 @@ export function sendPage<T extends { name: string }>(
   page: ListPage,
   view: (row: T) => unknown,
   fallback: (row: T) => unknown = (row) => ({ name: row.name }),
+  extra: Record<string, unknown> = {},
 ): FastifyReply {
   const parts: string[] = [];
   let bytes = 0;
@@ -83,6 +85,18 @@ export function sendPage<T extends { name: string }>(
     last = row.name;
   }
   const more = parts.length < rows.length;
-  const tail = more && last !== undefined ? `,"marker":${JSON.stringify(last)}` : '';
+  let tail = more && last !== undefined ? `,"marker":${JSON.stringify(last)}` : '';
+  for (const [k, v] of Object.entries(extra)) tail += `,${JSON.stringify(k)}:${toJson(v)}`;
   return reply.header('content-type', 'application/json').send(`{${JSON.stringify(key)}:[${parts.join(',')}]${tail}}`);
+}
+
+/** Code unit order of names, the order afterMarker searches in (localeCompare is not). */
+export function byName<T extends { name: string }>(rows: T[]): T[] {
+  return rows.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** One bounded page of `rows` (any order is re-sorted by name) under `key`. */
+export function sendList<T extends { name: string }>(req: FastifyRequest, reply: FastifyReply, key: string, rows: T[], view: (row: T) => unknown): FastifyReply {
+  const page = listPage(req);
+  return sendPage(reply, key, afterMarker(byName(rows), page), page, view);
 }

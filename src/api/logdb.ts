@@ -6,7 +6,10 @@ import type { HighlightSpec } from '../logstore/highlight.ts';
 import type { RepoDef } from '../logstore/repo.ts';
 import { scrollNext, search, type SearchParams } from '../logstore/search.ts';
 import type { LogDb } from '../logstore/store.ts';
+import { checkSpecBody } from '../services/limits.ts';
 import { sendJson } from './http.ts';
+import { sendList } from './list.ts';
+import { logdbSchemas } from './bodies.ts';
 
 type Params = { repo: string };
 type Query = Record<string, string | undefined>;
@@ -58,29 +61,29 @@ function summary(d: RepoDef): Record<string, unknown> {
 
 /** LogDB v5 routes (official-extensions 3): log repos, writes, search, scroll, histogram. */
 export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb: LogDb): Promise<void> {
-  app.post<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
-    logdb.create(req.account, req.params.repo, object(req));
+  app.post<{ Params: Params }>('/v5/repos/:repo', logdbSchemas.write, async (req, reply) => {
+    logdb.create(req.account, req.params.repo, checkSpecBody(object(req)));
     return reply.code(200).send();
   });
 
-  app.put<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
-    logdb.update(req.account, req.params.repo, object(req));
+  app.put<{ Params: Params }>('/v5/repos/:repo', logdbSchemas.write, async (req, reply) => {
+    logdb.update(req.account, req.params.repo, checkSpecBody(object(req)));
     return reply.code(200).send();
   });
 
-  app.get<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
+  app.get<{ Params: Params }>('/v5/repos/:repo', logdbSchemas.one, async (req, reply) => {
     const { name: _name, ...def } = logdb.get(req.account, req.params.repo).def;
     return sendJson(reply, def);
   });
 
-  app.delete<{ Params: Params }>('/v5/repos/:repo', async (req, reply) => {
+  app.delete<{ Params: Params }>('/v5/repos/:repo', logdbSchemas.one, async (req, reply) => {
     logdb.delete(req.account, req.params.repo);
     return reply.code(200).send();
   });
 
-  app.get('/v5/repos', async (req, reply) => sendJson(reply, { repos: logdb.list(req.account).map(summary) }));
+  app.get('/v5/repos', logdbSchemas.list, async (req, reply) => sendList(req, reply, 'repos', logdb.list(req.account), summary));
 
-  app.post<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/data', async (req, reply) => {
+  app.post<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/data', logdbSchemas.data, async (req, reply) => {
     const repo = logdb.get(req.account, req.params.repo);
     const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     if (text.trim() === '') throw new ApiError('E8115');
@@ -102,7 +105,7 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
   const runSearch = (req: FastifyRequest<{ Params: Params }>, p: SearchParams) =>
     search(logdb.get(req.account, req.params.repo), req.account, p, logdb.scrolls, logdb.now(), logdb.queryTimeMs);
 
-  app.get<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/search', async (req, reply) => {
+  app.get<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/search', logdbSchemas.searchGet, async (req, reply) => {
     const q = req.query;
     const body = await getBody(req);
     let highlight: HighlightSpec | undefined;
@@ -117,7 +120,7 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
     }));
   });
 
-  app.post<{ Params: Params }>('/v5/repos/:repo/search', async (req, reply) => {
+  app.post<{ Params: Params }>('/v5/repos/:repo/search', logdbSchemas.searchPost, async (req, reply) => {
     const b = object(req);
     const fields = str(b.fields).split(',').map((s) => s.trim()).filter(Boolean);
     const h = b.highlight;
@@ -128,12 +131,12 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
     }));
   });
 
-  app.post<{ Params: Params }>('/v5/repos/:repo/scroll', async (req, reply) => {
+  app.post<{ Params: Params }>('/v5/repos/:repo/scroll', logdbSchemas.scroll, async (req, reply) => {
     const repo = logdb.get(req.account, req.params.repo);
     return sendJson(reply, scrollNext(repo, req.account, object(req), logdb.scrolls, logdb.now(), logdb.queryTimeMs));
   });
 
-  app.get<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/histogram', async (req, reply) => {
+  app.get<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/histogram', logdbSchemas.histogram, async (req, reply) => {
     const repo = logdb.get(req.account, req.params.repo);
     return sendJson(reply, histogram(repo, { q: req.query.q ?? '', from: req.query.from, to: req.query.to, field: req.query.field }, logdb.queryTimeMs));
   });

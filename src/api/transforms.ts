@@ -4,7 +4,7 @@ import type { TransformRow } from '../storage/meta.ts';
 import type { TransformRunner } from '../transforms/runner.ts';
 import type { TransformService } from '../transforms/service.ts';
 import { afterMarker, listPage, sendPage } from './list.ts';
-import { jsonBody, sendJson } from './http.ts';
+import { sendJson, specBody } from './http.ts';
 
 type Ctx = AppContext & { transforms: TransformService; runner: TransformRunner };
 
@@ -21,7 +21,7 @@ export async function transformRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
   });
 
   app.post<{ Params: { repo: string; name: string; dest: string } }>('/v2/repos/:repo/transforms/:name/to/:dest', async (req, reply) => {
-    await transforms.create(req.account, req.params.repo, req.params.name, req.params.dest, jsonBody(req));
+    await transforms.create(req.account, req.params.repo, req.params.name, req.params.dest, specBody(req));
     return reply.send();
   });
 
@@ -44,7 +44,7 @@ export async function transformRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
   });
 
   app.put<{ Params: { repo: string; name: string } }>('/v2/repos/:repo/transforms/:name', async (req, reply) => {
-    await transforms.update(req.account, req.params.repo, req.params.name, jsonBody(req));
+    await transforms.update(req.account, req.params.repo, req.params.name, specBody(req));
     return reply.send();
   });
 
