@@ -1,5 +1,5 @@
 /**
- * Route schemas: JSON Schema (a small subset) for params, query strings and
+ * Route schemas: JSON Schema (checked by Ajv) for params, query strings and
  * bodies of a route, checked before the handler runs and collected into the
  * OpenAPI document (scripts/openapi.ts). A route names the E-code of its
  * validation errors in `config.errorCode`; the shared error handler
@@ -11,6 +11,7 @@
  * to the route, which answers with its own malformed-body code.
  */
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
+import { Ajv, type ErrorObject } from 'ajv';
 import type { ErrorCode } from '../errors.ts';
 
 declare module 'fastify' {
@@ -20,7 +21,7 @@ declare module 'fastify' {
   }
 }
 
-/** The subset of JSON Schema the validator below understands. */
+/** The part of JSON Schema our route schemas use (Ajv checks them). */
 export interface JsonSchema {
   type?: 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean' | Array<'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean' | 'null'>;
   properties?: Record<string, JsonSchema>;
@@ -36,49 +37,23 @@ export interface JsonSchema {
   description?: string;
 }
 
-function typeOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
-  return typeof v;
+const ajv = new Ajv({ coerceTypes: false, allErrors: false, strict: false });
+
+/** The Go SDK sends null for unset fields: null is absent here, as in the services (on a copy). */
+function withoutNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutNulls);
+  if (typeof v !== 'object' || v === null) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== null) out[k] = withoutNulls(x);
+  return out;
 }
 
-/** First violation of `schema` by `v` as a message naming the path, or undefined. */
-export function violation(schema: JsonSchema, v: unknown, at: string): string | undefined {
-  if (schema.type !== undefined) {
-    const types = Array.isArray(schema.type) ? schema.type : [schema.type];
-    const t = typeOf(v);
-    if (!types.includes(t as never) && !(t === 'integer' && types.includes('number'))) return `${at} must be ${types.join(' or ')}`;
-  }
-  if (schema.enum && !schema.enum.includes(v)) return `${at} must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(', ')}`;
-  if (typeof v === 'string') {
-    if (schema.minLength !== undefined && v.length < schema.minLength) return `${at} must have at least ${schema.minLength} characters`;
-    if (schema.maxLength !== undefined && v.length > schema.maxLength) return `${at} must have at most ${schema.maxLength} characters`;
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern).test(v)) return `${at} must match ${schema.pattern}`;
-  }
-  if (typeof v === 'number') {
-    if (schema.minimum !== undefined && v < schema.minimum) return `${at} must be at least ${schema.minimum}`;
-    if (schema.maximum !== undefined && v > schema.maximum) return `${at} must be at most ${schema.maximum}`;
-  }
-  if (Array.isArray(v)) {
-    if (schema.maxItems !== undefined && v.length > schema.maxItems) return `${at} must have at most ${schema.maxItems} items`;
-    if (schema.items) {
-      for (let i = 0; i < v.length; i++) {
-        const bad = violation(schema.items, v[i], `${at}[${i}]`);
-        if (bad) return bad;
-      }
-    }
-  } else if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>;
-    for (const key of schema.required ?? []) if (o[key] === undefined) return `${at}.${key} is required`;
-    for (const [key, sub] of Object.entries(schema.properties ?? {})) {
-      // The Go SDK sends null for unset fields: null is absent here, as in the services.
-      if (o[key] === undefined || o[key] === null) continue;
-      const bad = violation(sub, o[key], `${at}.${key}`);
-      if (bad) return bad;
-    }
-  }
-  return undefined;
+/** An Ajv error as a message naming the path, e.g. `body.spec must be object`. */
+function violationText(e: ErrorObject | undefined, at: string): string {
+  if (!e) return `${at} is invalid`;
+  const where = at + e.instancePath.replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
+  if (e.keyword === 'required') return `${where}.${String((e.params as { missingProperty: string }).missingProperty)} is required`;
+  return `${where} ${e.message ?? 'is invalid'}`;
 }
 
 /** The parsed JSON object of a raw body, or undefined when it is none (the route then reports it). */
@@ -94,13 +69,16 @@ function parsedObject(body: unknown): unknown {
   }
 }
 
-/** Fastify validator compiler for the subset above; never replaces the request part it checks. */
+/** Fastify validator compiler (Ajv, no type coercion: specs are stored as sent); never replaces the request part it checks. */
 export function validatorCompiler({ schema, httpPart }: { schema: JsonSchema; httpPart?: string }): (data: unknown) => boolean | { error: Error } {
+  const check = ajv.compile(schema);
+  const at = httpPart ?? 'request';
   return (data) => {
     const value = httpPart === 'body' ? parsedObject(data) : data;
     if (httpPart === 'body' && value === undefined) return true;
-    const bad = violation(schema, value ?? {}, httpPart ?? 'request');
-    return bad ? { error: new Error(bad) } : true;
+    const v = withoutNulls(value ?? {});
+    if (check(v)) return true;
+    return { error: new Error(violationText(check.errors?.[0], at)) };
   };
 }
 
