@@ -46,7 +46,12 @@ interface Slot {
 export class QueryPool {
   readonly size: number;
   readonly perAccount: number;
-  readonly queuePerAccount: number;
+  /** Mutable so tests (and operators through the REPL) can tighten it. */
+  queuePerAccount: number;
+  /** Time a worker gets past the query's limit before it is terminated (tests set it below 0 to stand for a stuck step). */
+  killGraceMs = KILL_GRACE_MS;
+  /** Workers terminated by the backstop since start. */
+  kills = 0;
   private readonly slots: Slot[] = [];
   /** Waiting queries per account; Map order is the round-robin order. */
   private readonly waiting = new Map<string, Pending[]>();
@@ -152,6 +157,9 @@ export class QueryPool {
 
   private pump(): void {
     if (this.closed) return;
+    // All threads start with the first query (lazily: most servers never search), so
+    // a second account never waits for a thread to start (~1 s under tsx).
+    while (this.waiting.size > 0 && this.slots.length < this.size) this.spawn();
     for (;;) {
       let slot = this.slots.find((s) => !s.job);
       if (!slot && this.slots.length >= this.size) return;
@@ -171,10 +179,11 @@ export class QueryPool {
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
       const job = this.finish(slot);
+      this.kills++;
       void slot.worker.terminate();
       job.reject(timeLimitError(limitMs));
       this.pump();
-    }, limitMs + KILL_GRACE_MS);
+    }, Math.max(0, limitMs + this.killGraceMs));
     slot.timer.unref();
     slot.worker.postMessage(p.msg);
   }
