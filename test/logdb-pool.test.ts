@@ -46,21 +46,32 @@ describe('LogDB query workers', () => {
     const slow = timed(queryLog({ s }, big, { q: SLOW, size: 1 }));
     let slowDone = false;
     void slow.then(() => { slowDone = true; });
-    await new Promise((r) => setTimeout(r, 50));
-    const pushed = await timed(push(s, bobRepo, 'host=a latency=1\n'));
-    const health = await timed(s.app.inject({ method: 'GET', url: '/health' }));
-    const other = await timed(queryLog({ s, ak: AK2, sk: SK2 }, bobLog, { q: 'msg:hello' }));
-    assert.equal(slowDone, false, 'the slow query must still be running for this test to mean anything');
-    assert.equal(pushed.value.statusCode, 200, pushed.value.body);
-    assert.equal(health.value.statusCode, 200, health.value.body);
-    assert.equal(json<{ total: number }>(other.value).total, 1);
-    for (const [what, t] of [['push', pushed.ms], ['health', health.ms], ['other account search', other.ms]] as const) {
-      assert.ok(t < 200, `${what} took ${t.toFixed(0)} ms`);
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      // Several rounds, so one scheduling hiccup of this shared machine does not decide the result.
+      const took: Record<string, number[]> = { push: [], health: [], 'other account search': [] };
+      for (let i = 0; i < 5; i++) {
+        const pushed = await timed(push(s, bobRepo, `host=a latency=${i}\n`));
+        assert.equal(pushed.value.statusCode, 200, pushed.value.body);
+        took.push!.push(pushed.ms);
+        const health = await timed(s.app.inject({ method: 'GET', url: '/health' }));
+        assert.equal(health.value.statusCode, 200, health.value.body);
+        took.health!.push(health.ms);
+        const other = await timed(queryLog({ s, ak: AK2, sk: SK2 }, bobLog, { q: 'msg:hello' }));
+        assert.equal(json<{ total: number }>(other.value).total, 1);
+        took['other account search']!.push(other.ms);
+      }
+      // Blocked behind the slow query, the first of them would only have answered after it.
+      assert.equal(slowDone, false, 'every request above answered while the slow query was still running');
+      for (const [what, ms] of Object.entries(took)) {
+        const median = [...ms].sort((a, b) => a - b)[2]!;
+        assert.ok(median < 200, `${what}: ${ms.map((t) => t.toFixed(0)).join(', ')} ms`);
+      }
+    } finally {
+      const done = await slow;
+      assert.equal(done.value.statusCode, 200, done.value.body.slice(0, 200));
+      assert.ok(done.ms > 1_000, `the slow query took only ${done.ms.toFixed(0)} ms`);
     }
-    const done = await slow;
-    console.log(`slow query ${done.ms.toFixed(0)} ms; push ${pushed.ms.toFixed(0)}, health ${health.ms.toFixed(0)}, other ${other.ms.toFixed(0)}`);
-    assert.ok(done.ms > 500, `the slow query took only ${done.ms.toFixed(0)} ms`);
-    assert.equal(done.value.statusCode, 200, done.value.body.slice(0, 200));
   });
 
   it('runs one query per account at a time, queues a bounded number more and refuses the rest with E8113', async () => {
@@ -71,8 +82,8 @@ describe('LogDB query workers', () => {
     const bobLog = fresh('bq').toLowerCase();
     await createLogRepo({ s, ak: AK2, sk: SK2 }, bobLog, SCHEMA);
     json(await sendLog({ s, ak: AK2, sk: SK2 }, bobLog, [{ msg: 'hello bob', n: 1 }]));
+    const slow = queryLog({ s }, big, { q: SLOW, size: 1 });
     try {
-      const slow = queryLog({ s }, big, { q: SLOW, size: 1 });
       await new Promise((r) => setTimeout(r, 50));
       let queuedDone = false;
       const queued = queryLog({ s }, big, { q: 'n:7' }).then((r) => { queuedDone = true; return r; });
@@ -85,11 +96,11 @@ describe('LogDB query workers', () => {
       assert.equal(json<{ total: number }>(bob.value).total, 1);
       assert.ok(bob.ms < 200, `bob waited ${bob.ms.toFixed(0)} ms`);
       assert.equal(queuedDone, false, 'alice\'s second query must wait for her first');
-      assert.equal(json(await slow).total, 0);
       const q = json<{ total: number; data: Array<{ n: number }> }>(await queued);
       assert.deepEqual([q.total, q.data[0]!.n], [1, 7]);
     } finally {
       store.pool.queuePerAccount = queue;
+      assert.equal(json(await slow).total, 0);
     }
   });
 
