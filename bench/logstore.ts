@@ -36,7 +36,7 @@ const METHODS = ['GET', 'GET', 'GET', 'GET', 'GET', 'GET', 'POST', 'POST', 'PUT'
 const STATUS = [200, 200, 200, 200, 200, 200, 200, 301, 404, 500];
 
 /** Deterministic nginx-like documents spread over one day. */
-function* documents(n: number): Generator<Record<string, string | number>> {
+export function* documents(n: number): Generator<Record<string, string | number>> {
   let seed = 42;
   const rnd = (m: number): number => {
     // The LCG's low bits cycle quickly: take the high ones.
@@ -58,7 +58,7 @@ function* documents(n: number): Generator<Record<string, string | number>> {
   }
 }
 
-const LOG_SCHEMA = [
+export const LOG_SCHEMA = [
   { key: 'remote_addr', valtype: 'string', analyzer: 'keyword' },
   { key: 'method', valtype: 'string', analyzer: 'keyword' },
   { key: 'request', valtype: 'string', analyzer: 'standard' },
@@ -73,7 +73,7 @@ const docCount = (dflt: number): number => Number(process.env.BENCH_LOGSTORE_DOC
 const fileBytes = (f: string): number => ['', '-wal'].reduce((n, s) => { try { return n + statSync(f + s).size; } catch { return n; } }, 0);
 
 /** Inserts documents straight into a log repo file's tables: the engine's floor. */
-function directInsert(file: string, def: RepoDef, docs: Array<Record<string, string | number>>): number {
+export function directInsert(file: string, def: RepoDef, docs: Array<Record<string, string | number>>): number {
   const repo = new LogRepo(file, def);
   const cols = repo.columns;
   const names = repo.columns.map((c) => c.col);

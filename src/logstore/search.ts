@@ -196,8 +196,8 @@ export function runSearch(db: Database.Database, job: SearchJob, limitMs: number
   return bounded(db, limitMs, () => {
     let { set, params } = job;
     const maxId = (db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
-    // A compound set (AND/OR/NOT) is computed once into a temporary table for the count and the page.
-    const once = job.keepAlive === 0 && set !== undefined && /\b(INTERSECT|UNION|EXCEPT)\b/.test(set);
+    // A compound set (AND/OR/NOT, filtered matches) is computed once into a temporary table for the count and the page.
+    const once = job.keepAlive === 0 && set !== undefined && /\b(INTERSECT|UNION|EXCEPT|CROSS JOIN)\b/.test(set);
     if (once) {
       db.exec('CREATE TEMP TABLE IF NOT EXISTS pl_matches (id INTEGER PRIMARY KEY); DELETE FROM temp.pl_matches');
       db.prepare(`INSERT INTO temp.pl_matches SELECT id FROM (${set}) WHERE id <= ?`).run(maxId, params);
