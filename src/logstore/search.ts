@@ -193,7 +193,9 @@ export interface SearchResult {
 
 /** Runs a planned search on a (read-only) connection: total and one page. */
 export function runSearch(db: Database.Database, job: SearchJob, limitMs: number): SearchResult {
-  return bounded(db, limitMs, () => {
+  // One read transaction: the count and the page see the same snapshot, so the
+  // count needs no id bound (the bound made FTS5 counts ~30% slower).
+  return bounded(db, limitMs, db.transaction(() => {
     let { set, params } = job;
     const maxId = (db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
     // A compound set (AND/OR/NOT, filtered matches) is computed once into a temporary table for the count and the page.
@@ -205,8 +207,8 @@ export function runSearch(db: Database.Database, job: SearchJob, limitMs: number
       params = {};
     }
     try {
-      const count = set === undefined ? 'SELECT count(*) AS n FROM docs WHERE id <= ?' : `SELECT count(*) AS n FROM (${set}) WHERE id <= ?`;
-      const total = (db.prepare(count).get(maxId, params) as { n: number }).n;
+      const count = set === undefined ? 'SELECT count(*) AS n FROM docs' : `SELECT count(*) AS n FROM (${set})`;
+      const total = (db.prepare(count).get(params) as { n: number }).n;
       const drive = set !== undefined && job.order !== DEFAULT_ORDER && total <= Math.max(DRIVE_FROM_MATCHES, maxId / 10);
       const state: PageState = { set, params, order: job.order, drive, lastId: undefined, offset: job.from, size: job.size, maxId };
       const rows = page(db, state);
@@ -214,7 +216,7 @@ export function runSearch(db: Database.Database, job: SearchJob, limitMs: number
     } finally {
       if (once) db.exec('DELETE FROM temp.pl_matches');
     }
-  });
+  }));
 }
 
 /** What a worker answers for a scroll page. */
