@@ -123,4 +123,19 @@ describe('LogDB query workers', () => {
     const again = json<{ total: number; data: Array<{ n: number }> }>(await queryLog({ s }, big, { q: 'n:[10 TO 19]', sort: 'n:asc', size: 3 }));
     assert.deepEqual([again.total, again.data.map((d) => d.n)], [10, [10, 11, 12]]);
   });
+
+  it('answers ANDs of text with ranges, comparisons and inner wildcards exactly, in every spelling', async () => {
+    logDbFor(s.dir)!.queryTimeMs = 60_000;
+    const ns = async (q: string, sort = 'n:asc'): Promise<[number, number[]]> => {
+      const r = json<{ total: number; data: Array<{ n: number }> }>(await queryLog({ s }, big, { q, sort, size: 20 }));
+      return [r.total, r.data.map((d) => d.n)];
+    };
+    assert.deepEqual(await ns('msg:line AND n:>=39995'), [5, [39995, 39996, 39997, 39998, 39999]]);
+    assert.deepEqual(await ns('n:>=10 AND n:<13'), [3, [10, 11, 12]]);
+    assert.deepEqual(await ns('+msg:line +n:[5 TO 7] -n:6'), [2, [5, 7]]);
+    assert.deepEqual(await ns('msg:*noug* AND n:<3 AND msg:scan'), [3, [0, 1, 2]]);
+    assert.deepEqual(await ns('(msg:line AND n:<2) OR (n:>39997 AND msg:message)'), [4, [0, 1, 39998, 39999]]);
+    assert.deepEqual(await ns('msg:line AND n:>=39998', ''), [2, [39999, 39998]]);
+    assert.deepEqual(await ns('msg:nothing AND n:>=1'), [0, []]);
+  });
 });

@@ -19,11 +19,21 @@ export type QueryRequest =
 /** A query worker's answer: the value, or the error (an ApiError keeps its code). */
 export type QueryReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; code?: string; message: string };
 
+/** Open connections, least recently used first; at most MAX_CONNS (file handles and page caches). */
 const conns = new Map<string, Database.Database>();
+const MAX_CONNS = 64;
 
 function connection(file: string): Database.Database {
   let db = conns.get(file);
-  if (!db) {
+  if (db) {
+    conns.delete(file);
+    conns.set(file, db);
+  } else {
+    if (conns.size >= MAX_CONNS) {
+      const [oldest, old] = conns.entries().next().value as [string, Database.Database];
+      old.close();
+      conns.delete(oldest);
+    }
     db = new Database(file, { readonly: true, fileMustExist: true });
     // Match sets (INTERSECT/UNION temp b-trees, pl_matches) stay in memory.
     db.pragma('temp_store = MEMORY');
