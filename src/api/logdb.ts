@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { histogram } from '../logstore/histogram.ts';
 import type { HighlightSpec } from '../logstore/highlight.ts';
 import type { RepoDef } from '../logstore/repo.ts';
-import { scrollNext, search, type SearchParams } from '../logstore/search.ts';
+import type { SearchParams } from '../logstore/search.ts';
 import type { LogDb } from '../logstore/store.ts';
 import { checkSpecBody } from '../services/limits.ts';
 import { sendJson } from './http.ts';
@@ -102,8 +101,8 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
     return sendJson(reply, { success: good.length, failed: docs.length - good.length, total: docs.length });
   });
 
-  const runSearch = (req: FastifyRequest<{ Params: Params }>, p: SearchParams) =>
-    search(logdb.get(req.account, req.params.repo), req.account, p, logdb.scrolls, logdb.now(), logdb.queryTimeMs);
+  // Queries run in the log store's worker pool (decision 015): awaiting them keeps the event loop free.
+  const runSearch = (req: FastifyRequest<{ Params: Params }>, p: SearchParams) => logdb.search(req.account, req.params.repo, p);
 
   app.get<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/search', logdbSchemas.searchGet, async (req, reply) => {
     const q = req.query;
@@ -114,7 +113,7 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
       if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new ApiError('E8201', 'the highlight body must be a JSON object');
       highlight = h as HighlightSpec;
     }
-    return sendJson(reply, runSearch(req, {
+    return sendJson(reply, await runSearch(req, {
       q: q.q ?? '', sort: q.sort ?? '', from: int(q.from, 'E8203', 'from'), size: int(q.size, 'E8204', 'size'),
       scroll: q.scroll ?? '', fields: undefined, highlight,
     }));
@@ -125,19 +124,17 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
     const fields = str(b.fields).split(',').map((s) => s.trim()).filter(Boolean);
     const h = b.highlight;
     if (h !== undefined && h !== null && (typeof h !== 'object' || Array.isArray(h))) throw new ApiError('E8201', 'highlight must be an object');
-    return sendJson(reply, runSearch(req, {
+    return sendJson(reply, await runSearch(req, {
       q: str(b.query), sort: str(b.sort), from: int(b.from, 'E8203', 'from'), size: int(b.size, 'E8204', 'size'),
       scroll: str(b.scroll), fields: fields.length ? fields : undefined, highlight: (h ?? undefined) as HighlightSpec | undefined,
     }));
   });
 
   app.post<{ Params: Params }>('/v5/repos/:repo/scroll', logdbSchemas.scroll, async (req, reply) => {
-    const repo = logdb.get(req.account, req.params.repo);
-    return sendJson(reply, scrollNext(repo, req.account, object(req), logdb.scrolls, logdb.now(), logdb.queryTimeMs));
+    return sendJson(reply, await logdb.scroll(req.account, req.params.repo, object(req)));
   });
 
   app.get<{ Params: Params; Querystring: Query }>('/v5/repos/:repo/histogram', logdbSchemas.histogram, async (req, reply) => {
-    const repo = logdb.get(req.account, req.params.repo);
-    return sendJson(reply, histogram(repo, { q: req.query.q ?? '', from: req.query.from, to: req.query.to, field: req.query.field }, logdb.queryTimeMs));
+    return sendJson(reply, await logdb.histogram(req.account, req.params.repo, { q: req.query.q ?? '', from: req.query.from, to: req.query.to, field: req.query.field }));
   });
 }

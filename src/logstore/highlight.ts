@@ -1,5 +1,3 @@
-import type { LogRepo } from './repo.ts';
-
 /** The highlight object of a search (official-extensions 3.4); null and 0 mean the defaults (3.9). */
 export interface HighlightSpec {
   pre_tags?: string[] | null;
@@ -18,12 +16,11 @@ const DEFAULT_FRAGMENT = 100;
  * case-insensitively (a trailing `*` in the query matches as a prefix);
  * long values are cut to a fragment around the first match.
  */
-export function highlighter(spec: HighlightSpec, terms: Map<string, string[]>, repo: LogRepo): (doc: Record<string, unknown>) => Record<string, string[]> | undefined {
+export function highlighter(spec: HighlightSpec, terms: Map<string, string[]>, strings: readonly string[]): (doc: Record<string, unknown>) => Record<string, string[]> | undefined {
   const pre = spec.pre_tags?.[0] ?? '<em>';
   const post = spec.post_tags?.[0] ?? '</em>';
   const size = spec.fragment_size && spec.fragment_size > 0 ? spec.fragment_size : DEFAULT_FRAGMENT;
   const wanted = Object.keys(spec.fields ?? {});
-  const strings = repo.columns.filter((c) => c.type === 'string' && c.path !== '_all').map((c) => c.path);
   const fields = wanted.length === 0 || wanted.includes('*') ? strings : wanted.filter((f) => strings.includes(f));
   const wordsFor = (field: string): string[] => {
     const own = terms.get(field) ?? [];

@@ -73,7 +73,36 @@ export function compileQuery(q: string, repo: LogRepo): CompiledQuery {
 }
 
 class Compiler {
+  /** Sets that are a scan or range condition on `docs d`, by their SQL: their condition. */
+  private readonly filters = new Map<string, string>();
+
   constructor(private readonly repo: LogRepo, private readonly out: CompiledQuery) {}
+
+  /**
+   * A condition no index answers in id order (ranges, comparisons, inner
+   * wildcards, dynamic keys): alone it scans, and in an AND it filters the
+   * other clauses' matches (see and()).
+   */
+  private filter(expr: string): string {
+    const set = rows(expr);
+    this.filters.set(set, expr);
+    return set;
+  }
+
+  /**
+   * The intersection of sets. INTERSECT merges id-ordered inputs, so for a
+   * range SQLite walks the whole docs table in id order (1M rows read for
+   * `request:login AND status:>=400`): instead, ranges and scans are checked
+   * on the rows of the other clauses' matches only (decision 015, amendment).
+   */
+  private and(sets: string[]): string {
+    const conds = sets.filter((x) => this.filters.has(x)).map((x) => this.filters.get(x)!);
+    const others = sets.filter((x) => !this.filters.has(x));
+    if (conds.length === 0) return combine('INTERSECT', others);
+    if (others.length === 0) return this.filter(conds.join(' AND '));
+    const base = others.length === 1 ? others[0]! : combine('INTERSECT', others);
+    return `SELECT d.id AS id FROM (${base}) m CROSS JOIN docs d ON d.id = m.id WHERE ${DEADLINE} AND ${conds.join(' AND ')}`;
+  }
 
   /** Named parameters, so clauses may be reordered after compiling. */
   private bind(v: unknown): string {
@@ -87,7 +116,7 @@ class Compiler {
     // The parser keeps a leading -/+ in the field name (`-host:x`): it is the prefix operator.
     const sign = 'field' in n && typeof n.field === 'string' && /^[-+]/.test(n.field) ? n.field[0] : undefined;
     if (sign) n = { ...n, field: n.field!.slice(1) } as Ast;
-    if ('term_min' in n) return sign === '-' ? combine('EXCEPT', [ALL, rows(this.range(n))]) : rows(this.range(n));
+    if ('term_min' in n) return sign === '-' ? combine('EXCEPT', [ALL, rows(this.range(n))]) : this.filter(this.range(n));
     if ('term' in n) {
       const set = this.term(n);
       return n.prefix === '-' || sign === '-' ? combine('EXCEPT', [ALL, set]) : set;
@@ -100,7 +129,7 @@ class Compiler {
     if (!a.right) return left;
     const right = this.node(a.right);
     switch (a.operator) {
-      case 'AND': case '&&': return combine('INTERSECT', [left, right]);
+      case 'AND': case '&&': return this.and([left, right]);
       case 'AND NOT': return combine('EXCEPT', [left, right]);
       case 'OR NOT': return combine('UNION', [left, combine('EXCEPT', [ALL, right])]);
       default: return combine('UNION', [left, right]); // OR, ||, implicit: Lucene's default operator
@@ -128,7 +157,7 @@ class Compiler {
       const sql = this.node(sign ? strip(c) : c);
       (sign === '+' ? must : sign === '-' ? not : should).push(sql);
     }
-    const base = must.length > 0 ? combine('INTERSECT', must) : should.length > 0 ? combine('UNION', should) : ALL;
+    const base = must.length > 0 ? this.and(must) : should.length > 0 ? combine('UNION', should) : ALL;
     return not.length > 0 ? combine('EXCEPT', [base, ...not]) : base;
   }
 
@@ -162,10 +191,10 @@ class Compiler {
     const raw = n.term;
     const value = unescape(raw);
     const target = this.columns(n.field, at);
-    if ('json' in target) return rows(`json_extract(d.doc, ${this.bind(target.json)}) = ${this.bind(numOr(value))}`);
+    if ('json' in target) return this.filter(`json_extract(d.doc, ${this.bind(target.json)}) = ${this.bind(numOr(value))}`);
     if (!n.quoted && raw === '*') return rows(`(${target.map((c) => `d.${c.col} IS NOT NULL`).join(' OR ') || '0'})`);
     const cmp = !n.quoted && /^(>=|<=|>|<)/.exec(value);
-    if (cmp) return rows(this.compare(target, cmp[1]!, value.slice(cmp[1]!.length), at));
+    if (cmp) return this.filter(this.compare(target, cmp[1]!, value.slice(cmp[1]!.length), at));
     this.noteTerm(n.field, value.replace(/[*?]/g, ''));
     const parts: string[] = [];
     const fts = new Map<string, Column[]>();
@@ -183,7 +212,7 @@ class Compiler {
     if (!n.quoted && hasWildcard(raw) && !/^[^*?]*[^\\*?]\*$/.test(raw)) {
       // A wildcard inside a word: no index can answer it; a bounded scan of the text.
       const pat = `*${glob(raw).toLowerCase()}*`;
-      return rows(`(${cols.map((c) => `lower(d.${c.col}) GLOB ${this.bind(pat)}`).join(' OR ')})`);
+      return this.filter(`(${cols.map((c) => `lower(d.${c.col}) GLOB ${this.bind(pat)}`).join(' OR ')})`);
     }
     let expr: string;
     if (!n.quoted && raw.endsWith('*')) expr = `${ftsString(unescape(raw.slice(0, -1)))} *`;

@@ -1,26 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { ApiError } from '../errors.ts';
 import type { LogRepo } from './repo.ts';
+import type { PageState, View } from './search.ts';
 
-/** A search being paged through with scroll (official-extensions 3.5). */
-export interface ScrollState {
+/** A search being paged through with scroll (official-extensions 3.5); pages are read by query workers. */
+export interface ScrollState extends PageState {
   account: string;
   repo: LogRepo;
-  /** The compiled search, re-run page by page over a fixed snapshot (ids <= maxId). */
-  set: string | undefined;
-  params: Record<string, unknown>;
-  order: string;
-  /** Sorted pages read the (few) matches rather than walking the sort index. */
-  drive: boolean;
-  /** Keyset paging on the default order (id DESC): the last id returned. */
-  lastId: number | undefined;
-  offset: number;
-  size: number;
-  maxId: number;
   total: number;
-  fields: string[] | undefined;
-  render: (rows: Array<{ id: number; doc: string }>) => Array<Record<string, unknown>>;
+  view: View;
   expires: number;
+  /** A page of this scroll is being read (pages of one scroll are read one at a time). */
+  busy?: boolean;
 }
 
 const MAX_PER_ACCOUNT = 100;

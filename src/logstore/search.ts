@@ -2,8 +2,8 @@ import type Database from 'better-sqlite3';
 import { ApiError } from '../errors.ts';
 import { highlighter, type HighlightSpec } from './highlight.ts';
 import { compileQuery, DEADLINE } from './query.ts';
-import type { LogRepo } from './repo.ts';
-import { parseKeepAlive, type ScrollCache, type ScrollState } from './scroll.ts';
+import { ALL_FIELD, type LogRepo } from './repo.ts';
+import { parseKeepAlive } from './scroll.ts';
 
 /** Largest page and deepest `from + size` of a search (deeper paging uses scroll). */
 export const MAX_SIZE = 10_000;
@@ -32,7 +32,8 @@ export interface SearchAnswer {
 /**
  * Time limit for statements: compiled queries call pl_deadline() on about
  * one scanned row in 1024 (query.ts DEADLINE), and it throws once the limit
- * passed: a progress handler, which better-sqlite3 does not expose.
+ * passed: a progress handler, which better-sqlite3 does not expose. Each
+ * query worker has its own module instance, so one deadline per thread.
  */
 let deadline = Infinity;
 class QueryTimeout extends Error {}
@@ -46,14 +47,17 @@ function arm(db: Database.Database): void {
   armed.add(db);
 }
 
+/** The E8210 answer of a query stopped at its time limit. */
+export const timeLimitError = (limitMs: number): ApiError => new ApiError('E8210', `stopped after ${limitMs} ms; narrow the query or the time range`);
+
 /** Runs fn under the query time limit; E8210 when it is exceeded. */
-export function bounded<T>(repo: LogRepo, limitMs: number, fn: () => T): T {
-  arm(repo.db);
+export function bounded<T>(db: Database.Database, limitMs: number, fn: () => T): T {
+  arm(db);
   deadline = Date.now() + limitMs;
   try {
     return fn();
   } catch (err) {
-    if (err instanceof QueryTimeout) throw new ApiError('E8210', `stopped after ${limitMs} ms; narrow the query or the time range`);
+    if (err instanceof QueryTimeout) throw timeLimitError(limitMs);
     // SQLite's own limits (compound SELECT terms, expression depth) reached by a big query.
     if (err instanceof Error && /too many terms|too large|too deep|stack overflow|too many SQL variables/i.test(err.message)) {
       throw new ApiError('E8202', `the query is too complex (${err.message})`);
@@ -82,23 +86,46 @@ export function orderBy(repo: LogRepo, sort: string): string {
   return parts.join(', ');
 }
 
-function render(fields: string[] | undefined, hl: ReturnType<typeof highlighter> | undefined) {
-  return (rows: Array<{ id: number; doc: string }>): Array<Record<string, unknown>> =>
-    rows.map((r) => {
-      const doc = JSON.parse(r.doc) as Record<string, unknown>;
-      let out: Record<string, unknown> = { id: String(r.id), ...doc };
-      if (fields) {
-        out = { id: String(r.id) };
-        for (const f of fields) if (f in doc) out[f] = doc[f];
-      }
-      const h = hl?.(doc);
-      if (h) out.highlight = h;
-      return out;
-    });
+/** How rows become answer documents: built in the main thread, applied in the worker. */
+export interface View {
+  fields: string[] | undefined;
+  highlight?: { spec: HighlightSpec; terms: Map<string, string[]>; strings: string[] };
+}
+
+/** Parses stored documents and applies `fields` and highlighting. */
+export function render(rows: Array<{ id: number; doc: string }>, view: View): Array<Record<string, unknown>> {
+  const { fields } = view;
+  const hl = view.highlight ? highlighter(view.highlight.spec, view.highlight.terms, view.highlight.strings) : undefined;
+  return rows.map((r) => {
+    const doc = JSON.parse(r.doc) as Record<string, unknown>;
+    let out: Record<string, unknown> = { id: String(r.id), ...doc };
+    if (fields) {
+      out = { id: String(r.id) };
+      for (const f of fields) if (f in doc) out[f] = doc[f];
+    }
+    const h = hl?.(doc);
+    if (h) out.highlight = h;
+    return out;
+  });
 }
 
 /** Largest match count for which a sorted page reads the matches instead of walking the sort index. */
 const DRIVE_FROM_MATCHES = 50_000;
+
+/** Where a search or scroll stands: all a worker needs to read the next page. */
+export interface PageState {
+  set: string | undefined;
+  params: Record<string, unknown>;
+  order: string;
+  /** Sorted pages read the (few) matches rather than walking the sort index. */
+  drive: boolean;
+  /** Keyset paging on the default order (id DESC): the last id returned. */
+  lastId: number | undefined;
+  offset: number;
+  size: number;
+  /** The snapshot searched: ids <= maxId. */
+  maxId: number;
+}
 
 /**
  * One page. Default order (newest first): the id set itself is ordered and
@@ -106,7 +133,7 @@ const DRIVE_FROM_MATCHES = 50_000;
  * few matches are read and sorted (`drive`), many matches walk the field's
  * index in order and stop after the page.
  */
-function page(repo: LogRepo, s: Pick<ScrollState, 'set' | 'params' | 'order' | 'lastId' | 'offset' | 'size' | 'maxId' | 'drive'>): Array<{ id: number; doc: string }> {
+function page(db: Database.Database, s: PageState): Array<{ id: number; doc: string }> {
   const keyset = s.lastId !== undefined ? ' AND id < ?' : '';
   const bounds = [s.maxId, ...(s.lastId !== undefined ? [s.lastId] : [])];
   const limit = [s.size, s.lastId !== undefined ? 0 : s.offset];
@@ -125,11 +152,23 @@ function page(repo: LogRepo, s: Pick<ScrollState, 'set' | 'params' | 'order' | '
     sql = `SELECT d.id, d.doc FROM docs d WHERE ${DEADLINE} AND d.id <= ?${keyset.replace('id', 'd.id')}${match} ORDER BY ${s.order} LIMIT ? OFFSET ?`;
     args = [...bounds, ...limit, s.params];
   }
-  return repo.db.prepare(sql).all(...args) as Array<{ id: number; doc: string }>;
+  return db.prepare(sql).all(...args) as Array<{ id: number; doc: string }>;
 }
 
-/** A search (GET or POST form): total, one page, optionally a scroll over the rest. */
-export function search(repo: LogRepo, account: string, p: SearchParams, scrolls: ScrollCache, now: number, limitMs = QUERY_TIME_LIMIT_MS): SearchAnswer {
+/** A validated, compiled search, ready for a worker. */
+export interface SearchJob {
+  set: string | undefined;
+  params: Record<string, unknown>;
+  order: string;
+  from: number;
+  size: number;
+  /** Scroll keep-alive (ms), 0 without scroll. */
+  keepAlive: number;
+  view: View;
+}
+
+/** Checks and compiles a search (main thread: needs the repo's schema); nothing is read yet. */
+export function planSearch(repo: LogRepo, p: SearchParams): SearchJob {
   if (!Number.isInteger(p.from) || p.from < 0) throw new ApiError('E8203', `from must be a non-negative integer, got ${p.from}`);
   if (!Number.isInteger(p.size) || p.size < 0 || p.size > MAX_SIZE) throw new ApiError('E8204', `size must be 0..${MAX_SIZE}, got ${p.size}`);
   const size = p.size === 0 ? DEFAULT_SIZE : p.size;
@@ -137,54 +176,61 @@ export function search(repo: LogRepo, account: string, p: SearchParams, scrolls:
   const keepAlive = p.scroll ? parseKeepAlive(p.scroll) : 0;
   const q = compileQuery(p.q, repo);
   const order = orderBy(repo, p.sort);
-  const hl = p.highlight ? highlighter(p.highlight, q.terms, repo) : undefined;
-  const draw = render(p.fields, hl);
-  return bounded(repo, limitMs, () => {
-    const maxId = (repo.db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
-    // A compound set (AND/OR/NOT) is computed once into a temporary table for the count and the page.
-    const once = keepAlive === 0 && q.set !== undefined && /\b(INTERSECT|UNION|EXCEPT)\b/.test(q.set);
-    if (once) {
-      repo.db.exec('CREATE TEMP TABLE IF NOT EXISTS pl_matches (id INTEGER PRIMARY KEY); DELETE FROM temp.pl_matches');
-      repo.db.prepare(`INSERT INTO temp.pl_matches SELECT id FROM (${q.set}) WHERE id <= ?`).run(maxId, q.params);
-      q.set = 'SELECT id FROM temp.pl_matches';
-      q.params = {};
-    }
-    const count = q.set === undefined ? 'SELECT count(*) AS n FROM docs WHERE id <= ?' : `SELECT count(*) AS n FROM (${q.set}) WHERE id <= ?`;
-    const total = (repo.db.prepare(count).get(maxId, q.params) as { n: number }).n;
-    const defaultOrder = order === DEFAULT_ORDER;
-    const drive = q.set !== undefined && !defaultOrder && total <= Math.max(DRIVE_FROM_MATCHES, maxId / 10);
-    const state = { set: q.set, params: q.params, order, lastId: undefined, offset: p.from, size, maxId, drive };
-    const rows = page(repo, state);
-    if (once) repo.db.exec('DELETE FROM temp.pl_matches');
-    const answer: SearchAnswer = { total, partialSuccess: false, data: draw(rows) };
-    if (keepAlive > 0) {
-      const last = rows.at(-1);
-      answer.scroll_id = scrolls.open({
-        ...state, account, repo, total, fields: p.fields, render: draw, expires: now + keepAlive,
-        offset: p.from + rows.length,
-        lastId: defaultOrder && last ? last.id : undefined,
-      }, now);
-      if (rows.length < size || p.from + rows.length >= total) {
-        scrolls.close(answer.scroll_id);
-        answer.scroll_id = '';
-      }
-    }
-    return answer;
-  });
+  const strings = repo.columns.filter((c) => c.type === 'string' && c.path !== ALL_FIELD).map((c) => c.path);
+  const view: View = { fields: p.fields, highlight: p.highlight ? { spec: p.highlight, terms: q.terms, strings } : undefined };
+  return { set: q.set, params: q.params, order, from: p.from, size, keepAlive, view };
 }
 
-/** The next page of a scroll; `scroll_id` is empty once the results are exhausted. */
-export function scrollNext(repo: LogRepo, account: string, body: { scroll_id?: unknown; scroll?: unknown }, scrolls: ScrollCache, now: number, limitMs = QUERY_TIME_LIMIT_MS): SearchAnswer {
-  if (typeof body.scroll_id !== 'string' || body.scroll_id === '') throw new ApiError('E8201', 'scroll_id is required');
-  const s = scrolls.take(body.scroll_id, account, repo, now);
-  if (typeof body.scroll === 'string' && body.scroll !== '') s.expires = now + parseKeepAlive(body.scroll);
-  const rows = bounded(repo, limitMs, () => page(repo, s));
-  s.offset += rows.length;
-  if (s.order === DEFAULT_ORDER && rows.length > 0) s.lastId = rows.at(-1)!.id;
-  const answer: SearchAnswer = { scroll_id: body.scroll_id, total: s.total, partialSuccess: false, data: s.render(rows) };
-  if (rows.length < s.size || s.offset >= s.total) {
-    scrolls.close(body.scroll_id);
-    answer.scroll_id = '';
-  }
-  return answer;
+/** What a worker answers for a search: the page and where a scroll would continue. */
+export interface SearchResult {
+  total: number;
+  data: Array<Record<string, unknown>>;
+  state: PageState;
+  /** Rows read and the last id (keyset paging). */
+  count: number;
+  lastId: number | undefined;
 }
+
+/** Runs a planned search on a (read-only) connection: total and one page. */
+export function runSearch(db: Database.Database, job: SearchJob, limitMs: number): SearchResult {
+  // One read transaction: the count and the page see the same snapshot, so the
+  // count needs no id bound (the bound made FTS5 counts ~30% slower).
+  return bounded(db, limitMs, db.transaction(() => {
+    let { set, params } = job;
+    const maxId = (db.prepare('SELECT coalesce(max(id), 0) AS m FROM docs').get() as { m: number }).m;
+    // A compound set (AND/OR/NOT, filtered matches) is computed once into a temporary table for the count and the page.
+    const once = job.keepAlive === 0 && set !== undefined && /\b(INTERSECT|UNION|EXCEPT|CROSS JOIN)\b/.test(set);
+    if (once) {
+      db.exec('CREATE TEMP TABLE IF NOT EXISTS pl_matches (id INTEGER PRIMARY KEY); DELETE FROM temp.pl_matches');
+      db.prepare(`INSERT INTO temp.pl_matches SELECT id FROM (${set}) WHERE id <= ?`).run(maxId, params);
+      set = 'SELECT id FROM temp.pl_matches';
+      params = {};
+    }
+    try {
+      const count = set === undefined ? 'SELECT count(*) AS n FROM docs' : `SELECT count(*) AS n FROM (${set})`;
+      const total = (db.prepare(count).get(params) as { n: number }).n;
+      const drive = set !== undefined && job.order !== DEFAULT_ORDER && total <= Math.max(DRIVE_FROM_MATCHES, maxId / 10);
+      const state: PageState = { set, params, order: job.order, drive, lastId: undefined, offset: job.from, size: job.size, maxId };
+      const rows = page(db, state);
+      return { total, data: render(rows, job.view), state, count: rows.length, lastId: rows.at(-1)?.id };
+    } finally {
+      if (once) db.exec('DELETE FROM temp.pl_matches');
+    }
+  }));
+}
+
+/** What a worker answers for a scroll page. */
+export interface PageResult {
+  data: Array<Record<string, unknown>>;
+  count: number;
+  lastId: number | undefined;
+}
+
+/** Reads the next page of a scroll on a (read-only) connection. */
+export function runPage(db: Database.Database, state: PageState, view: View, limitMs: number): PageResult {
+  const rows = bounded(db, limitMs, () => page(db, state));
+  return { data: render(rows, view), count: rows.length, lastId: rows.at(-1)?.id };
+}
+
+/** Whether an order is the default one (keyset paging applies). */
+export const isDefaultOrder = (order: string): boolean => order === DEFAULT_ORDER;

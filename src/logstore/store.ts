@@ -3,8 +3,10 @@ import path from 'node:path';
 import { ApiError } from '../errors.ts';
 import { LogRepo, type RepoDef } from './repo.ts';
 import { checkEvolution, normaliseSchema, parseRetention, REPO_NAME_RE } from './schema.ts';
-import { ScrollCache } from './scroll.ts';
-import { QUERY_TIME_LIMIT_MS } from './search.ts';
+import { parseKeepAlive, ScrollCache } from './scroll.ts';
+import { planHistogram, type HistogramAnswer } from './histogram.ts';
+import { QueryPool, type PoolOptions } from './pool.ts';
+import { isDefaultOrder, planSearch, QUERY_TIME_LIMIT_MS, type PageResult, type SearchAnswer, type SearchParams, type SearchResult } from './search.ts';
 
 export interface LogDbOptions {
   /** Root directory: one sub-directory per account, one SQLite file per repo. */
@@ -13,6 +15,8 @@ export interface LogDbOptions {
   now?: () => number;
   /** Wall-clock limit of one search or histogram (default 5 s). */
   queryTimeMs?: number;
+  /** Query worker pool sizing and per-account fairness (pool.ts). */
+  pool?: PoolOptions;
 }
 
 const DAY = 86_400_000;
@@ -34,10 +38,13 @@ export class LogDb {
   /** The clock (tests replace it to check retention). */
   now: () => number;
   queryTimeMs: number;
+  /** Searches, scroll pages and histograms run here, off the event loop. */
+  readonly pool: QueryPool;
 
   constructor(readonly opts: LogDbOptions) {
     this.now = opts.now ?? Date.now;
     this.queryTimeMs = opts.queryTimeMs ?? QUERY_TIME_LIMIT_MS;
+    this.pool = new QueryPool(opts.pool);
     mkdirSync(opts.dir, { recursive: true });
   }
 
@@ -138,6 +145,7 @@ export class LogDb {
     repo.close();
     this.repos.delete(`${account}/${name}`);
     this.scrolls.dropRepo(repo);
+    this.pool.forget(repo.file);
     for (const suffix of ['', '-wal', '-shm']) rmSync(repo.file + suffix, { force: true });
   }
 
@@ -155,7 +163,66 @@ export class LogDb {
     return removed;
   }
 
+  /**
+   * A search (GET or POST form): total, one page, optionally a scroll over
+   * the rest. Checked and compiled here, run by a query worker.
+   */
+  async search(account: string, name: string, p: SearchParams): Promise<SearchAnswer> {
+    const repo = this.get(account, name);
+    const job = planSearch(repo, p);
+    const r = await this.pool.run<SearchResult>(account, { kind: 'search', file: repo.file, limitMs: this.queryTimeMs, job });
+    const answer: SearchAnswer = { total: r.total, partialSuccess: false, data: r.data };
+    if (job.keepAlive > 0) {
+      const now = this.now();
+      const id = this.scrolls.open({
+        ...r.state, account, repo, total: r.total, view: job.view, expires: now + job.keepAlive,
+        offset: job.from + r.count,
+        lastId: isDefaultOrder(job.order) ? r.lastId : undefined,
+      }, now);
+      answer.scroll_id = id;
+      if (r.count < job.size || job.from + r.count >= r.total) {
+        this.scrolls.close(id);
+        answer.scroll_id = '';
+      }
+    }
+    return answer;
+  }
+
+  /** The next page of a scroll; `scroll_id` is empty once the results are exhausted. */
+  async scroll(account: string, name: string, body: { scroll_id?: unknown; scroll?: unknown }): Promise<SearchAnswer> {
+    const repo = this.get(account, name);
+    if (typeof body.scroll_id !== 'string' || body.scroll_id === '') throw new ApiError('E8201', 'scroll_id is required');
+    const id = body.scroll_id;
+    const s = this.scrolls.take(id, account, repo, this.now());
+    if (s.busy) throw new ApiError('E8113', 'the previous page of this scroll is still being read; ask for the next page after it');
+    if (typeof body.scroll === 'string' && body.scroll !== '') s.expires = this.now() + parseKeepAlive(body.scroll);
+    s.busy = true;
+    let r: PageResult;
+    try {
+      const { account: _a, repo: _r, view, total: _t, expires: _e, busy: _b, ...state } = s;
+      r = await this.pool.run<PageResult>(account, { kind: 'page', file: repo.file, limitMs: this.queryTimeMs, state, view });
+    } finally {
+      s.busy = false;
+    }
+    s.offset += r.count;
+    if (isDefaultOrder(s.order) && r.count > 0) s.lastId = r.lastId;
+    const answer: SearchAnswer = { scroll_id: id, total: s.total, partialSuccess: false, data: r.data };
+    if (r.count < s.size || s.offset >= s.total) {
+      this.scrolls.close(id);
+      answer.scroll_id = '';
+    }
+    return answer;
+  }
+
+  /** Counts per time bucket (histogram.ts), run by a query worker. */
+  async histogram(account: string, name: string, params: { q: string; from: unknown; to: unknown; field: unknown }): Promise<HistogramAnswer> {
+    const repo = this.get(account, name);
+    const job = planHistogram(repo, params);
+    return this.pool.run<HistogramAnswer>(account, { kind: 'histogram', file: repo.file, limitMs: this.queryTimeMs, job });
+  }
+
   close(): void {
+    this.pool.close();
     for (const r of this.repos.values()) r.close();
     this.repos.clear();
     for (const [k, v] of open) if (v === this) open.delete(k);

@@ -1,0 +1,190 @@
+import { Worker } from 'node:worker_threads';
+import { ApiError, type ErrorCode } from '../errors.ts';
+import { timeLimitError } from './search.ts';
+import type { QueryReply, QueryRequest } from './query-worker.ts';
+
+const UNDER_TSX = import.meta.url.endsWith('.ts');
+const ENTRY = new URL(UNDER_TSX ? './query-worker.ts' : './query-worker.js', import.meta.url);
+/** Time a worker gets past the query's own limit before it is terminated (the in-SQL check failed to stop it). */
+const KILL_GRACE_MS = 1_000;
+
+export interface PoolOptions {
+  /** Worker threads (default 2). */
+  size?: number;
+  /** Queries one account may run at once (default size - 1, at least 1). */
+  perAccount?: number;
+  /** Queries one account may have waiting beyond those running (default 8). */
+  queuePerAccount?: number;
+}
+
+/** A query without its id (the pool numbers them). */
+export type PoolJob = QueryRequest extends infer R ? R extends { id: number } ? Omit<R, 'id'> : never : never;
+
+interface Pending {
+  account: string;
+  msg: QueryRequest;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  job: Pending | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Runs log queries in a few worker threads so that a slow query never
+ * blocks the event loop (pushes, /health, other accounts). Fairness: an
+ * account runs at most `perAccount` queries at once (fewer than the pool, so
+ * one account cannot occupy every worker) and queues at most
+ * `queuePerAccount` more (E8113 beyond); free workers take the next query
+ * round-robin over the accounts waiting. The time limit is enforced inside
+ * the worker (E8210); a worker still busy `KILL_GRACE_MS` later is
+ * terminated and replaced.
+ */
+export class QueryPool {
+  readonly size: number;
+  readonly perAccount: number;
+  /** Mutable so tests (and operators through the REPL) can tighten it. */
+  queuePerAccount: number;
+  /** Time a worker gets past the query's limit before it is terminated (tests set it below 0 to stand for a stuck step). */
+  killGraceMs = KILL_GRACE_MS;
+  /** Workers terminated by the backstop since start. */
+  kills = 0;
+  private readonly slots: Slot[] = [];
+  /** Waiting queries per account; Map order is the round-robin order. */
+  private readonly waiting = new Map<string, Pending[]>();
+  private readonly running = new Map<string, number>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(opts: PoolOptions = {}) {
+    this.size = Math.max(1, opts.size ?? 2);
+    this.perAccount = Math.max(1, opts.perAccount ?? this.size - 1);
+    this.queuePerAccount = Math.max(0, opts.queuePerAccount ?? 8);
+  }
+
+  /** Runs a query for an account; rejects with E8113 when the account's queue is full. */
+  run<T>(account: string, job: PoolJob): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the log store is closed'));
+    const queue = this.waiting.get(account) ?? [];
+    if (queue.length >= this.queuePerAccount && (this.running.get(account) ?? 0) >= this.perAccount) {
+      return Promise.reject(new ApiError('E8113', `too many concurrent queries: this account already runs ${this.perAccount} and has ${queue.length} waiting; retry when one finishes`));
+    }
+    return new Promise<T>((resolve, reject) => {
+      queue.push({ account, msg: { ...job, id: this.nextId++ } as QueryRequest, resolve: resolve as (v: unknown) => void, reject });
+      this.waiting.set(account, queue);
+      this.pump();
+    });
+  }
+
+  /** Tells every worker to close its connection to a file (the repo is being deleted). */
+  forget(file: string): void {
+    for (const s of this.slots) s.worker.postMessage({ id: 0, kind: 'close', file } satisfies QueryRequest);
+  }
+
+  /** Terminates the workers; queued and running queries fail. */
+  close(): void {
+    this.closed = true;
+    const gone = new Error('the log store is closed');
+    for (const q of this.waiting.values()) for (const p of q) p.reject(gone);
+    this.waiting.clear();
+    for (const s of this.slots) {
+      if (s.timer) clearTimeout(s.timer);
+      s.job?.reject(gone);
+      s.job = undefined;
+      void s.worker.terminate();
+    }
+    this.slots.length = 0;
+  }
+
+  private spawn(): Slot {
+    // Node 20 does not apply `--import tsx` to a worker's entry module: under tsx
+    // a small eval'd bootstrap loads it through tsx's API (as plugins/js-channel.ts does).
+    const entry = UNDER_TSX
+      ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => t.tsImport(${JSON.stringify(ENTRY.href)}, ${JSON.stringify(ENTRY.href)}))`
+      : ENTRY;
+    const slot: Slot = { worker: new Worker(entry, { eval: UNDER_TSX }), job: undefined, timer: undefined };
+    slot.worker.unref();
+    slot.worker.on('message', (r: QueryReply) => {
+      if (r.id === 0 || !slot.job || slot.job.msg.id !== r.id) return;
+      const job = this.finish(slot);
+      if (r.ok) job.resolve(r.value);
+      else if (r.code) {
+        const e = new ApiError(r.code as ErrorCode);
+        e.message = r.message;
+        job.reject(e);
+      } else job.reject(new Error(r.message));
+      this.pump();
+    });
+    const lost = (err: Error): void => {
+      const i = this.slots.indexOf(slot);
+      if (i < 0) return;
+      this.slots.splice(i, 1);
+      if (slot.job) this.finish(slot).reject(err);
+      this.pump();
+    };
+    slot.worker.on('error', lost);
+    slot.worker.on('exit', (code) => lost(new Error(`query worker exited (${code})`)));
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private finish(slot: Slot): Pending {
+    const job = slot.job!;
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.job = undefined;
+    slot.timer = undefined;
+    const n = (this.running.get(job.account) ?? 1) - 1;
+    if (n > 0) this.running.set(job.account, n);
+    else this.running.delete(job.account);
+    return job;
+  }
+
+  /** The next waiting query whose account may run one more, round-robin. */
+  private next(): Pending | undefined {
+    for (const [account, queue] of this.waiting) {
+      if ((this.running.get(account) ?? 0) >= this.perAccount) continue;
+      const p = queue.shift()!;
+      // Move the account to the end of the round.
+      this.waiting.delete(account);
+      if (queue.length > 0) this.waiting.set(account, queue);
+      return p;
+    }
+    return undefined;
+  }
+
+  private pump(): void {
+    if (this.closed) return;
+    // All threads start with the first query (lazily: most servers never search), so
+    // a second account never waits for a thread to start (~1 s under tsx).
+    while (this.waiting.size > 0 && this.slots.length < this.size) this.spawn();
+    for (;;) {
+      let slot = this.slots.find((s) => !s.job);
+      if (!slot && this.slots.length >= this.size) return;
+      const p = this.next();
+      if (!p) return;
+      slot ??= this.spawn();
+      this.dispatch(slot, p);
+    }
+  }
+
+  private dispatch(slot: Slot, p: Pending): void {
+    slot.job = p;
+    this.running.set(p.account, (this.running.get(p.account) ?? 0) + 1);
+    const limitMs = 'limitMs' in p.msg ? p.msg.limitMs : 0;
+    slot.timer = setTimeout(() => {
+      // The in-SQL deadline did not stop it (a long single step): kill the thread, answer E8210.
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      const job = this.finish(slot);
+      this.kills++;
+      void slot.worker.terminate();
+      job.reject(timeLimitError(limitMs));
+      this.pump();
+    }, Math.max(0, limitMs + this.killGraceMs));
+    slot.timer.unref();
+    slot.worker.postMessage(p.msg);
+  }
+}
