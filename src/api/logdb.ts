@@ -5,7 +5,7 @@ import type { HighlightSpec } from '../logstore/highlight.ts';
 import type { RepoDef } from '../logstore/repo.ts';
 import type { SearchParams } from '../logstore/search.ts';
 import type { LogDb } from '../logstore/store.ts';
-import { checkSpecBody } from '../services/limits.ts';
+import { checkSpecBody, depthOver } from '../services/limits.ts';
 import { sendJson } from './http.ts';
 import { sendList } from './list.ts';
 import { logdbSchemas } from './bodies.ts';
@@ -43,6 +43,13 @@ async function getBody(req: FastifyRequest): Promise<string> {
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A highlight spec: a JSON object of a few levels (it is handed to a query worker, so its size is bounded here). */
+function highlightSpec(h: unknown): HighlightSpec {
+  if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new ApiError('E8201', 'highlight must be a JSON object');
+  if (depthOver(h, 8)) throw new ApiError('E8201', 'highlight nests objects or arrays deeper than 8 levels');
+  return h as HighlightSpec;
 }
 
 const int = (v: unknown, code: 'E8203' | 'E8204', name: string): number => {
@@ -110,8 +117,7 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
     let highlight: HighlightSpec | undefined;
     if (q.highlight === 'true' || body.trim() !== '') {
       const h = body.trim() === '' ? {} : parse(body, 'highlight body');
-      if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new ApiError('E8201', 'the highlight body must be a JSON object');
-      highlight = h as HighlightSpec;
+      highlight = highlightSpec(h);
     }
     return sendJson(reply, await runSearch(req, {
       q: q.q ?? '', sort: q.sort ?? '', from: int(q.from, 'E8203', 'from'), size: int(q.size, 'E8204', 'size'),
@@ -122,11 +128,10 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
   app.post<{ Params: Params }>('/v5/repos/:repo/search', logdbSchemas.searchPost, async (req, reply) => {
     const b = object(req);
     const fields = str(b.fields).split(',').map((s) => s.trim()).filter(Boolean);
-    const h = b.highlight;
-    if (h !== undefined && h !== null && (typeof h !== 'object' || Array.isArray(h))) throw new ApiError('E8201', 'highlight must be an object');
+    const h = b.highlight === undefined || b.highlight === null ? undefined : highlightSpec(b.highlight);
     return sendJson(reply, await runSearch(req, {
       q: str(b.query), sort: str(b.sort), from: int(b.from, 'E8203', 'from'), size: int(b.size, 'E8204', 'size'),
-      scroll: str(b.scroll), fields: fields.length ? fields : undefined, highlight: (h ?? undefined) as HighlightSpec | undefined,
+      scroll: str(b.scroll), fields: fields.length ? fields : undefined, highlight: h,
     }));
   });
 

@@ -17,8 +17,8 @@ export const MAX_STORED_BYTES = 64 * 1024;
  */
 export const MAX_SPEC_BYTES = 1024 * 1024;
 
-/** Depth of `v`, counting only up to `limit + 1` so a hostile value costs no more than that. */
-function depthOver(v: unknown, limit: number, depth = 0): boolean {
+/** Whether `v` nests objects or arrays deeper than `limit`; counts only up to `limit + 1`, so a hostile value costs no more than that. */
+export function depthOver(v: unknown, limit: number, depth = 0): boolean {
   if (typeof v !== 'object' || v === null) return false;
   if (depth + 1 > limit) return true;
   for (const child of Array.isArray(v) ? v : Object.values(v)) {
