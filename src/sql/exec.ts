@@ -6,6 +6,7 @@
 import type { DuckDBConnection, DuckDBMaterializedResult } from '@duckdb/node-api';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { appendRows, extractorFor, type RowFiller } from './load.ts';
+import { Slots } from '../services/slots.ts';
 
 /** The query ran longer than its timeout and was interrupted. */
 export class SqlTimeoutError extends Error {
@@ -87,28 +88,21 @@ export async function withTimeout<T>(conn: DuckDBConnection, timeoutMs: number, 
  */
 const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
-/** A counting semaphore (FIFO). */
-class Gate {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-  constructor(slots: number) {
-    this.free = slots;
-  }
-  async acquire(): Promise<() => void> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    };
+const poolGate = new Slots(Math.max(1, POOL_THREADS - 2));
+
+/**
+ * Runs `fn` (DuckDB calls of an instance other than the transform engine's:
+ * offline jobs, kodo parquet files) once a thread of Node's pool is free for
+ * SQL, so such work cannot starve pushes either (see POOL_THREADS).
+ */
+export async function poolTurn<T>(fn: () => Promise<T>): Promise<T> {
+  const release = await poolGate.acquire();
+  try {
+    return await fn();
+  } finally {
+    release();
   }
 }
-
-const poolGate = new Gate(Math.max(1, POOL_THREADS - 2));
 
 async function timed<T>(conn: DuckDBConnection, timeoutMs: number, fn: () => Promise<T>, budgetMs: number): Promise<T> {
   let timedOut = false;
