@@ -19,6 +19,9 @@ import type { SchemaField } from '../../ingest/types.ts';
 import { appendRows } from '../../sql/load.ts';
 import { createTableSql, inputTypeSql, quoteLiteral } from '../../sql/types.ts';
 
+/** The one column of a lines table. */
+const LINE_SCHEMA: SchemaField[] = [{ key: 'l', valtype: 'string', required: false }];
+
 interface Shared {
   instance: Promise<DuckDBInstance>;
   users: number;
@@ -79,6 +82,22 @@ export class ParquetEngine {
     return new ParquetTable(conn, [...schema]);
   }
 
+  /**
+   * A new table for one file that keeps the stored lines as they are; `select`
+   * (see linesSelect, reading table `r`) turns them into the output columns
+   * when the file is written.
+   */
+  async openLines(select: string): Promise<ParquetTable> {
+    const conn = await (await this.entry.instance).connect();
+    try {
+      await conn.run('CREATE TEMP TABLE r (l VARCHAR)');
+    } catch (err) {
+      conn.closeSync();
+      throw err;
+    }
+    return new ParquetTable(conn, LINE_SCHEMA, select);
+  }
+
   /** Drops this user; the instance closes with its last one. Idempotent. */
   async release(): Promise<void> {
     if (this.released) return;
@@ -98,7 +117,22 @@ export class ParquetTable {
   private appender: DuckDBAppender | undefined;
   private closed = false;
 
-  constructor(private readonly conn: DuckDBConnection, private readonly schema: SchemaField[]) {}
+  constructor(private readonly conn: DuckDBConnection, private readonly schema: SchemaField[], private readonly select?: string) {}
+
+  /** Whether the table takes stored lines (appendLines) rather than columns. */
+  get takesLines(): boolean {
+    return this.select !== undefined;
+  }
+
+  /** Appends stored lines [start, start + n) (a table opened by openLines). */
+  async appendLines(lines: readonly string[], start: number, n: number): Promise<void> {
+    this.appender ??= await this.conn.createAppender('r', null, 'temp');
+    appendRows(this.appender, this.schema, n, (from, m, cols) => {
+      const dst = cols[0] as unknown[];
+      for (let i = 0; i < m; i++) dst[i] = lines[start + from + i];
+    });
+    this.rows += n;
+  }
 
   /** Appends rows [0, n) of the column arrays (one per schema column). */
   async append(vals: readonly (readonly unknown[])[], n: number): Promise<void> {
@@ -117,7 +151,7 @@ export class ParquetTable {
   async writeTo(file: string): Promise<void> {
     this.appender?.closeSync(); // flushes
     this.appender = undefined;
-    await this.conn.run(`COPY f TO ${quoteLiteral(file)} (FORMAT parquet)`);
+    await this.conn.run(`COPY ${this.select === undefined ? 'f' : `(${this.select})`} TO ${quoteLiteral(file)} (FORMAT parquet)`);
   }
 
   /** Drops the rows. Idempotent. */
