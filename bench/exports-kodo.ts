@@ -49,8 +49,8 @@ async function runWorkload(ctx: BenchContext): Promise<WorkloadResult> {
   const repo = { name: 'src', uid: randomBytes(6).toString('hex'), region: 'nb', group: null, schema: SCHEMA, derivedFrom: null, extra: {}, createTime: '', updateTime: '' };
   const spec = parseKodoSpec({ bucket: 'bench', format: 'parquet' });
 
-  const sinkRun = async (rep: number, linesSql = true): Promise<number> => {
-    parquetPaths.linesSql = linesSql;
+  const sinkRun = async (rep: number, fused = true): Promise<number> => {
+    parquetPaths.fused = fused;
     let t = Date.UTC(2026, 10, 24, 8);
     const sink = new KodoSink(spec, { account: 'bench', exportName: `e${rep}`, repo, schema, config, log: silent, now: () => t });
     const never = new AbortController().signal;
@@ -64,7 +64,7 @@ async function runWorkload(ctx: BenchContext): Promise<WorkloadResult> {
     const ms = performance.now() - started;
     if (acked !== N) throw new Error(`sink acked ${acked}, expected ${N}`);
     await sink.close();
-    parquetPaths.linesSql = true;
+    parquetPaths.fused = true;
     return ms;
   };
 
@@ -125,8 +125,8 @@ async function runWorkload(ctx: BenchContext): Promise<WorkloadResult> {
       title: `kodo parquet export: ${fmtInt(N)} points to one parquet file (${fmtNum(bytesOut / 1048576)} MiB), median of ${REPS}`,
       columns: ['path', 'ms', 'points/s', 'vs DuckDB alone'],
       rows: [
-        ['kodo sink (lines into DuckDB, SQL decode + COPY + publish)', fmtNum(sink, 0), fmtInt(N / (sink / 1000)), fmtNum(ratio, 2) + 'x'],
-        ['kodo sink, JS decoder path (the path before lines-sql)', fmtNum(js, 0), fmtInt(N / (js / 1000)), fmtNum(duck / js, 2) + 'x'],
+        ['kodo sink (fused loader + COPY + publish)', fmtNum(sink, 0), fmtInt(N / (sink / 1000)), fmtNum(ratio, 2) + 'x'],
+        ['kodo sink, decodeColumns + appendRows (before fused.ts)', fmtNum(js, 0), fmtInt(N / (js / 1000)), fmtNum(duck / js, 2) + 'x'],
         ['DuckDB alone (COPY table TO parquet)', fmtNum(duck, 0), fmtInt(N / (duck / 1000)), '1.00x'],
         ['  part of the sink: stored lines -> DuckDB table (decodeColumns + appendRows)', fmtNum(loaded, 0), fmtInt(N / (loaded / 1000)), '-'],
       ],

@@ -17,10 +17,8 @@ import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from '@duc
 import type { Config } from '../../config.ts';
 import type { SchemaField } from '../../ingest/types.ts';
 import { appendRows } from '../../sql/load.ts';
+import type { FusedLoader } from './fused.ts';
 import { createTableSql, inputTypeSql, quoteLiteral } from '../../sql/types.ts';
-
-/** The one column of a lines table. */
-const LINE_SCHEMA: SchemaField[] = [{ key: 'l', valtype: 'string', required: false }];
 
 interface Shared {
   instance: Promise<DuckDBInstance>;
@@ -70,8 +68,11 @@ export class ParquetEngine {
     return new ParquetEngine(spoolDir, entry);
   }
 
-  /** A new table for one file, with the output columns `schema`. */
-  async openTable(schema: readonly SchemaField[]): Promise<ParquetTable> {
+  /**
+   * A new table for one file, with the output columns `schema`; `fused`,
+   * when given, loads stored lines into it (appendLines).
+   */
+  async openTable(schema: readonly SchemaField[], fused?: FusedLoader): Promise<ParquetTable> {
     const conn = await (await this.entry.instance).connect();
     try {
       await conn.run(createTableSql('f', schema));
@@ -79,23 +80,7 @@ export class ParquetEngine {
       conn.closeSync();
       throw err;
     }
-    return new ParquetTable(conn, [...schema]);
-  }
-
-  /**
-   * A new table for one file that keeps the stored lines as they are; `select`
-   * (see linesSelect, reading table `r`) turns them into the output columns
-   * when the file is written.
-   */
-  async openLines(select: string): Promise<ParquetTable> {
-    const conn = await (await this.entry.instance).connect();
-    try {
-      await conn.run('CREATE TEMP TABLE r (l VARCHAR)');
-    } catch (err) {
-      conn.closeSync();
-      throw err;
-    }
-    return new ParquetTable(conn, LINE_SCHEMA, select);
+    return new ParquetTable(conn, [...schema], fused);
   }
 
   /** Drops this user; the instance closes with its last one. Idempotent. */
@@ -117,20 +102,18 @@ export class ParquetTable {
   private appender: DuckDBAppender | undefined;
   private closed = false;
 
-  constructor(private readonly conn: DuckDBConnection, private readonly schema: SchemaField[], private readonly select?: string) {}
+  constructor(private readonly conn: DuckDBConnection, private readonly schema: SchemaField[], private readonly fused?: FusedLoader) {}
 
-  /** Whether the table takes stored lines (appendLines) rather than columns. */
+  /** Whether the table loads stored lines itself (appendLines) rather than decoded columns. */
   get takesLines(): boolean {
-    return this.select !== undefined;
+    return this.fused !== undefined;
   }
 
-  /** Appends stored lines [start, start + n) (a table opened by openLines). */
+  /** Appends stored lines [start, start + n) through the fused loader (see fused.ts). */
   async appendLines(lines: readonly string[], start: number, n: number): Promise<void> {
-    this.appender ??= await this.conn.createAppender('r', null, 'temp');
-    appendRows(this.appender, this.schema, n, (from, m, cols) => {
-      const dst = cols[0] as unknown[];
-      for (let i = 0; i < m; i++) dst[i] = lines[start + from + i];
-    });
+    if (!this.fused) throw new Error('this parquet table takes decoded columns');
+    this.appender ??= await this.conn.createAppender('f', null, 'temp');
+    this.fused(this.appender, lines, start, n);
     this.rows += n;
   }
 
@@ -151,7 +134,7 @@ export class ParquetTable {
   async writeTo(file: string): Promise<void> {
     this.appender?.closeSync(); // flushes
     this.appender = undefined;
-    await this.conn.run(`COPY ${this.select === undefined ? 'f' : `(${this.select})`} TO ${quoteLiteral(file)} (FORMAT parquet)`);
+    await this.conn.run(`COPY f TO ${quoteLiteral(file)} (FORMAT parquet)`);
   }
 
   /** Drops the rows. Idempotent. */

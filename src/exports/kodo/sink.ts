@@ -20,7 +20,7 @@ import { RetryableSinkError, type DeliveryResult, type ExportBatch, type Preview
 import { columnValues, outColumns, type OutColumn } from './columns.ts';
 import { csvHeader, rowEncoder, type RowEncoder } from './encode.ts';
 import { evaluateBase, exportTag, fileKey, isExportFile, keyStem, lastOffsetOf, staticPart } from './naming.ts';
-import { linesSelect } from './lines-sql.ts';
+import { fusedLoader, type FusedLoader } from './fused.ts';
 import { ParquetEngine, parquetTypes, type ParquetTable } from './parquet.ts';
 import { fileExtension, type KodoSpec } from './spec.ts';
 import { LineSpool } from './spool.ts';
@@ -75,11 +75,11 @@ function prepareSpool(root: string): Promise<void> {
 }
 
 /**
- * Which parquet path new sinks take: DuckDB converting the stored lines
- * (the default, when the columns allow it) or the JS decoder. Switched off
- * only by benches and tests that compare the two.
+ * Which parquet path new sinks take: the fused loader from stored lines
+ * (the default, when the columns allow it) or decodeColumns + appendRows.
+ * Switched off only by the bench that compares the two.
  */
-export const parquetPaths = { linesSql: true };
+export const parquetPaths = { fused: true };
 
 export class KodoSink implements Sink {
   private readonly store: ObjectStore;
@@ -87,8 +87,8 @@ export class KodoSink implements Sink {
   private readonly encode: RowEncoder | undefined;
   private readonly ext: string;
   private readonly tag: string;
-  /** For parquet: the SQL that converts stored lines in DuckDB, when every column allows it (lines-sql.ts). */
-  private readonly linesSql: string | undefined;
+  /** For parquet: the loader from stored lines straight into DuckDB, when every column allows it (fused.ts). */
+  private readonly fused: FusedLoader | undefined;
   /** The parquet writer, started by the first parquet file (a preview never needs it). */
   private parquet: ParquetEngine | undefined;
   private readonly spoolRoot: string;
@@ -112,9 +112,7 @@ export class KodoSink implements Sink {
     this.ext = fileExtension(spec);
     this.tag = exportTag(ctx.account, ctx.repo, ctx.exportName);
     this.spoolRoot = spoolDir(ctx.config);
-    this.linesSql = spec.format === 'parquet' && parquetPaths.linesSql
-      ? linesSelect(this.cols, ctx.repo.schema.map((f) => f.key), ctx.schema.escapes, 'r')
-      : undefined;
+    this.fused = spec.format === 'parquet' && parquetPaths.fused ? fusedLoader(this.cols, ctx.schema) : undefined;
     if (spec.format !== 'parquet') this.encode = rowEncoder(spec.format, this.cols, spec.delimiter, spec.format === 'text' && spec.fields === undefined);
   }
 
@@ -129,7 +127,7 @@ export class KodoSink implements Sink {
     if (this.file && this.intervalDue(this.file)) await this.closeFile();
     const count = batch.lines.length - skip;
     if (count <= 0) return { ackedThrough: this.acked, rejected: [] };
-    const vals = this.linesSql === undefined ? this.decode(batch, skip, count) : [];
+    const vals = this.fused === undefined ? this.decode(batch, skip, count) : [];
     const sizes = this.rowSizes(batch, skip, count, vals);
     let row = 0;
     while (row < count) {
@@ -241,7 +239,7 @@ export class KodoSink implements Sink {
     const f: OpenFile = { first, next: first, bytes: 0, openedAt: this.ctx.now(), key: (last) => fileKey(base, this.tag, first, last, this.ext), forcedLast, spool };
     if (!this.encode) {
       this.parquet ??= ParquetEngine.acquire(this.ctx.config, this.spoolRoot);
-      f.table = this.linesSql === undefined ? await this.parquet.openTable(this.cols.map((c) => c.field)) : await this.parquet.openLines(this.linesSql);
+      f.table = await this.parquet.openTable(this.cols.map((c) => c.field), this.fused);
     } else {
       f.lines = new LineSpool(spool, this.spec.compress);
       if (this.spec.format === 'csv') {
