@@ -38,6 +38,7 @@ export class Validity {
   }
 }
 
+/** Copies a typed array into a vector's data buffer (one memcpy). */
 export function copyData(vec: duckdb.Vector, data: ArrayBufferView): void {
   duckdb.copy_data_to_vector(vec, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
 }
