@@ -69,13 +69,6 @@ export function nsText(ms: number, subNs: number): string | undefined {
 }
 
 const d2 = (s: string, i: number): number => (s.charCodeAt(i) - 48) * 10 + s.charCodeAt(i + 1) - 48;
-/**
- * The last valid `YYYY-MM-DDTHH:MM:SS` head and its ms: a batch's timestamps
- * share their second, and the calendar check (a Date per value) was the
- * tsdb sink's largest allocation per point.
- */
-let lastHead = '';
-let lastBase = 0;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /**
@@ -86,23 +79,16 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:
  */
 export function rfc3339Ns(s: string): string | undefined {
   if (!RFC3339.test(s)) return undefined;
-  let base: number;
-  if (lastHead !== '' && s.startsWith(lastHead)) {
-    base = lastBase;
-  } else {
-    const year = Number(s.slice(0, 4));
-    const mon = d2(s, 5);
-    const day = d2(s, 8);
-    const h = d2(s, 11);
-    const mi = d2(s, 14);
-    const sec = d2(s, 17);
-    if (mon < 1 || mon > 12 || day < 1 || h > 23 || mi > 59 || sec > 59) return undefined;
-    base = Date.UTC(year, mon - 1, day, h, mi, sec);
-    // Date.UTC rolls 31 April into 1 May: a day that changed is not a calendar day.
-    if (new Date(base).getUTCDate() !== day) return undefined;
-    lastHead = s.slice(0, 19);
-    lastBase = base;
-  }
+  const year = Number(s.slice(0, 4));
+  const mon = d2(s, 5);
+  const day = d2(s, 8);
+  const h = d2(s, 11);
+  const mi = d2(s, 14);
+  const sec = d2(s, 17);
+  if (mon < 1 || mon > 12 || day < 1 || h > 23 || mi > 59 || sec > 59) return undefined;
+  const base = Date.UTC(year, mon - 1, day, h, mi, sec);
+  // Date.UTC rolls 31 April into 1 May: a day that changed is not a calendar day.
+  if (new Date(base).getUTCDate() !== day) return undefined;
   let p = 19;
   let frac = 0;
   if (s.charCodeAt(p) === 46) {
