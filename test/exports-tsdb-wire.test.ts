@@ -94,5 +94,7 @@ describe('tsdb fast path (wire lines straight to line protocol)', () => {
     }
     // Raw float text goes out as stored (influxd parses it to the same double).
     assert.deepEqual(viaStored(SPECS[1]!, ['host=f\tn=9\tx=-1.5E-3\tat=2026-11-30T00:00:00Z'], 0, [0]).lines, ['m,host=f,n=9 x=-1.5E-3 1795996800000000000']);
+    // A negative zero takes the decode path, which writes it as 0 (found by the property above).
+    assert.deepEqual(viaStored(SPECS[0]!, ['host=z\tx=-0'], 0, [0]), viaPoints(SPECS[0]!, ['host=z\tx=-0'], 0, [0]));
   });
 });

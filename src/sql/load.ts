@@ -20,11 +20,11 @@ import { writeInt64, writeRfc3339Micros } from './time.ts';
 type Writer = (vec: duckdb.Vector, vals: readonly unknown[], n: number) => void;
 
 /** string_t: 4-byte length, then up to 12 inline bytes (or a 4-byte prefix and a pointer). */
-const STRING_T = 16;
-const INLINE_MAX = 12;
+export const STRING_T = 16;
+export const INLINE_MAX = 12;
 
 /** Validity bitmap words (uint64 as little-endian uint32 pairs), created on the first NULL. */
-class Validity {
+export class Validity {
   private words: Uint32Array | null = null;
   constructor(private readonly n: number) {}
   setNull(i: number): void {
@@ -38,7 +38,8 @@ class Validity {
   }
 }
 
-function copyData(vec: duckdb.Vector, data: ArrayBufferView): void {
+/** Copies a typed array into a vector's data buffer (one memcpy). */
+export function copyData(vec: duckdb.Vector, data: ArrayBufferView): void {
   duckdb.copy_data_to_vector(vec, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
 }
 

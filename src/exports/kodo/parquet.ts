@@ -17,6 +17,7 @@ import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from '@duc
 import type { Config } from '../../config.ts';
 import type { SchemaField } from '../../ingest/types.ts';
 import { appendRows } from '../../sql/load.ts';
+import type { FusedLoader } from './fused.ts';
 import { createTableSql, inputTypeSql, quoteLiteral } from '../../sql/types.ts';
 
 interface Shared {
@@ -67,8 +68,11 @@ export class ParquetEngine {
     return new ParquetEngine(spoolDir, entry);
   }
 
-  /** A new table for one file, with the output columns `schema`. */
-  async openTable(schema: readonly SchemaField[]): Promise<ParquetTable> {
+  /**
+   * A new table for one file, with the output columns `schema`; `fused`,
+   * when given, loads stored lines into it (appendLines).
+   */
+  async openTable(schema: readonly SchemaField[], fused?: FusedLoader): Promise<ParquetTable> {
     const conn = await (await this.entry.instance).connect();
     try {
       await conn.run(createTableSql('f', schema));
@@ -76,7 +80,7 @@ export class ParquetEngine {
       conn.closeSync();
       throw err;
     }
-    return new ParquetTable(conn, [...schema]);
+    return new ParquetTable(conn, [...schema], fused);
   }
 
   /** Drops this user; the instance closes with its last one. Idempotent. */
@@ -98,7 +102,20 @@ export class ParquetTable {
   private appender: DuckDBAppender | undefined;
   private closed = false;
 
-  constructor(private readonly conn: DuckDBConnection, private readonly schema: SchemaField[]) {}
+  constructor(private readonly conn: DuckDBConnection, private readonly schema: SchemaField[], private readonly fused?: FusedLoader) {}
+
+  /** Whether the table loads stored lines itself (appendLines) rather than decoded columns. */
+  get takesLines(): boolean {
+    return this.fused !== undefined;
+  }
+
+  /** Appends stored lines [start, start + n) through the fused loader (see fused.ts). */
+  async appendLines(lines: readonly string[], start: number, n: number): Promise<void> {
+    if (!this.fused) throw new Error('this parquet table takes decoded columns');
+    this.appender ??= await this.conn.createAppender('f', null, 'temp');
+    this.fused(this.appender, lines, start, n);
+    this.rows += n;
+  }
 
   /** Appends rows [0, n) of the column arrays (one per schema column). */
   async append(vals: readonly (readonly unknown[])[], n: number): Promise<void> {

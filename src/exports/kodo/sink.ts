@@ -20,6 +20,7 @@ import { RetryableSinkError, type DeliveryResult, type ExportBatch, type Preview
 import { columnValues, outColumns, type OutColumn } from './columns.ts';
 import { csvHeader, rowEncoder, type RowEncoder } from './encode.ts';
 import { evaluateBase, exportTag, fileKey, isExportFile, keyStem, lastOffsetOf, staticPart } from './naming.ts';
+import { fusedLoader, type FusedLoader } from './fused.ts';
 import { ParquetEngine, parquetTypes, type ParquetTable } from './parquet.ts';
 import { fileExtension, type KodoSpec } from './spec.ts';
 import { LineSpool } from './spool.ts';
@@ -73,12 +74,21 @@ function prepareSpool(root: string): Promise<void> {
   return ready;
 }
 
+/**
+ * Which parquet path new sinks take: the fused loader from stored lines
+ * (the default, when the columns allow it) or decodeColumns + appendRows.
+ * Switched off only by the bench that compares the two.
+ */
+export const parquetPaths = { fused: true };
+
 export class KodoSink implements Sink {
   private readonly store: ObjectStore;
   private readonly cols: OutColumn[];
   private readonly encode: RowEncoder | undefined;
   private readonly ext: string;
   private readonly tag: string;
+  /** For parquet: the loader from stored lines straight into DuckDB, when every column allows it (fused.ts). */
+  private readonly fused: FusedLoader | undefined;
   /** The parquet writer, started by the first parquet file (a preview never needs it). */
   private parquet: ParquetEngine | undefined;
   private readonly spoolRoot: string;
@@ -102,6 +112,7 @@ export class KodoSink implements Sink {
     this.ext = fileExtension(spec);
     this.tag = exportTag(ctx.account, ctx.repo, ctx.exportName);
     this.spoolRoot = spoolDir(ctx.config);
+    this.fused = spec.format === 'parquet' && parquetPaths.fused ? fusedLoader(this.cols, ctx.schema) : undefined;
     if (spec.format !== 'parquet') this.encode = rowEncoder(spec.format, this.cols, spec.delimiter, spec.format === 'text' && spec.fields === undefined);
   }
 
@@ -116,7 +127,7 @@ export class KodoSink implements Sink {
     if (this.file && this.intervalDue(this.file)) await this.closeFile();
     const count = batch.lines.length - skip;
     if (count <= 0) return { ackedThrough: this.acked, rejected: [] };
-    const vals = this.decode(batch, skip, count);
+    const vals = this.fused === undefined ? this.decode(batch, skip, count) : [];
     const sizes = this.rowSizes(batch, skip, count, vals);
     let row = 0;
     while (row < count) {
@@ -138,7 +149,7 @@ export class KodoSink implements Sink {
           break;
         }
       }
-      await this.write(f, vals, sizes.lines, row, n);
+      await this.write(f, vals, sizes.lines, row, n, batch.lines, skip);
       f.next = offset + n;
       this.taken = f.next;
       row += n;
@@ -228,7 +239,7 @@ export class KodoSink implements Sink {
     const f: OpenFile = { first, next: first, bytes: 0, openedAt: this.ctx.now(), key: (last) => fileKey(base, this.tag, first, last, this.ext), forcedLast, spool };
     if (!this.encode) {
       this.parquet ??= ParquetEngine.acquire(this.ctx.config, this.spoolRoot);
-      f.table = await this.parquet.openTable(this.cols.map((c) => c.field));
+      f.table = await this.parquet.openTable(this.cols.map((c) => c.field), this.fused);
     } else {
       f.lines = new LineSpool(spool, this.spec.compress);
       if (this.spec.format === 'csv') {
@@ -254,8 +265,10 @@ export class KodoSink implements Sink {
     return undefined;
   }
 
-  private async write(f: OpenFile, vals: unknown[][], lines: string[], row: number, n: number): Promise<void> {
-    if (f.lines) {
+  private async write(f: OpenFile, vals: unknown[][], lines: string[], row: number, n: number, stored: readonly string[], skip: number): Promise<void> {
+    if (f.table?.takesLines) {
+      await f.table.appendLines(stored, skip + row, n);
+    } else if (f.lines) {
       await f.lines.write(row === 0 && n === lines.length ? lines : lines.slice(row, row + n));
     } else if (f.table) {
       await f.table.append(row === 0 && n === (vals[0]?.length ?? 0) ? vals : vals.map((v) => v.slice(row, row + n)), n);

@@ -15,7 +15,11 @@ import type { Point } from '../../ingest/types.ts';
 import { OutboundPolicy } from '../shared/outbound.ts';
 import { PermanentSinkError, RetryableSinkError, type DeliveryResult, type ExportBatch, type PreviewResult, type Rejected, type Sink, type SinkContext, type SinkKind } from '../shared/sink.ts';
 import { operation, Unfit } from './convert.ts';
+import { fastInsert, type FastOp } from './fast.ts';
 import { compileMongoSpec, type MongoPlan } from './spec.ts';
+
+/** Whether new sinks build INSERT documents straight from stored lines (fast.ts); off only in the bench comparing the paths. */
+export const mongoPaths = { fast: true };
 
 /**
  * Server error codes that say "try again later" (the driver's retryable
@@ -50,6 +54,8 @@ class MongoSink implements Sink {
   private readonly client: MongoClient;
   private readonly coll: Collection;
   private readonly idPrefix: string;
+  /** Documents straight from stored lines, when the plan allows it. */
+  private readonly fast: FastOp | undefined;
 
   constructor(private readonly plan: MongoPlan, private readonly ctx: SinkContext) {
     const policy = new OutboundPolicy(ctx.config.exportOutbound);
@@ -64,6 +70,7 @@ class MongoSink implements Sink {
       lookup: policy.lookup,
     } as ConstructorParameters<typeof MongoClient>[1]);
     this.coll = this.client.db(plan.dbName).collection(plan.collName);
+    this.fast = mongoPaths.fast ? fastInsert(plan, ctx.schema) : undefined;
     // Connect while the engine reads the first batch; a failure shows up again (and is classified) in deliver.
     this.client.connect().catch(() => undefined);
     // Unique per export incarnation: a repo deleted and created again restarts its offsets.
@@ -71,13 +78,13 @@ class MongoSink implements Sink {
     this.idPrefix = `${ctx.account}/${ctx.repo.name}/${ctx.exportName}/${Number.isNaN(created) ? 0 : created.toString(36)}:`;
   }
 
-  /** Operations for records [start, end) of a batch; `point(i)` is record i decoded. */
-  private build(point: (i: number) => Point, from: number, start: number, end: number): Built {
+  /** Operations for records [start, end) of a batch; `opAt(i)` is record i's (throws Unfit). */
+  private build(opAt: (i: number) => { op: AnyBulkWriteOperation; derived: boolean }, from: number, start: number, end: number): Built {
     const out: Built = { ops: [], offsets: [], derived: [], rejected: [] };
     for (let i = start; i < end; i++) {
       const offset = from + i;
       try {
-        const { op, derived } = operation(this.plan, this.ctx.repo.schema, point(i), offset, this.ids);
+        const { op, derived } = opAt(i);
         out.ops.push(op);
         out.offsets.push(offset);
         out.derived.push(derived);
@@ -98,10 +105,12 @@ class MongoSink implements Sink {
     // Decoded per record as batch.points() would, chunk by chunk, so that
     // building the next chunk overlaps the server writing the previous one.
     // Chunks are written in order, one at a time: a later $set lands last.
-    const point = (i: number): Point => decodeLine(lines[i] as string, schema);
+    const fast = this.fast;
+    const opAt = (i: number): { op: AnyBulkWriteOperation; derived: boolean } =>
+      fast?.(lines[i] as string, from + i, this.ids) ?? operation(this.plan, this.ctx.repo.schema, decodeLine(lines[i] as string, schema), from + i, this.ids);
     let inFlight: Promise<void> | undefined;
     for (let i = 0; i < lines.length; i += CHUNK) {
-      const built = this.build(point, from, i, Math.min(lines.length, i + CHUNK));
+      const built = this.build(opAt, from, i, Math.min(lines.length, i + CHUNK));
       rejected.push(...built.rejected);
       if (inFlight) await inFlight;
       if (signal.aborted) throw signal.reason;
@@ -137,7 +146,7 @@ class MongoSink implements Sink {
 
   async preview(batch: ExportBatch): Promise<PreviewResult> {
     const points = batch.points();
-    const built = this.build((i) => points[i] as Point, batch.from, 0, points.length);
+    const built = this.build((i) => operation(this.plan, this.ctx.repo.schema, points[i] as Point, batch.from + i, this.ids), batch.from, 0, points.length);
     return {
       rendered: {
         database: this.plan.dbName,

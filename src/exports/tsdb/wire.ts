@@ -174,7 +174,8 @@ export class WireTranscoder {
         out.ascii(line, a, b);
         out.byte(105); // i
       } else if (raw === Raw.Float) {
-        if (!plainFloat(line, a, b)) return false;
+        // A negative zero ("-0", "-0.0e3") is written "0" by the decode path.
+        if (!plainFloat(line, a, b) || (line.charCodeAt(a) === 45 && Number(line.slice(a, b)) === 0)) return false;
         out.ascii(line, a, b);
       } else {
         if (!isBool(line, a, b)) return false;
