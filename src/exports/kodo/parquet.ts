@@ -19,6 +19,7 @@ import type { SchemaField } from '../../ingest/types.ts';
 import { appendRows } from '../../sql/load.ts';
 import type { FusedLoader } from './fused.ts';
 import { createTableSql, inputTypeSql, quoteLiteral } from '../../sql/types.ts';
+import { poolTurn } from '../../sql/exec.ts';
 
 interface Shared {
   instance: Promise<DuckDBInstance>;
@@ -134,7 +135,8 @@ export class ParquetTable {
   async writeTo(file: string): Promise<void> {
     this.appender?.closeSync(); // flushes
     this.appender = undefined;
-    await this.conn.run(`COPY f TO ${quoteLiteral(file)} (FORMAT parquet)`);
+    // The COPY holds a thread of Node's pool for its whole run: it takes a turn like user SQL does.
+    await poolTurn(() => this.conn.run(`COPY f TO ${quoteLiteral(file)} (FORMAT parquet)`));
   }
 
   /** Drops the rows. Idempotent. */
