@@ -120,16 +120,23 @@ describe('http export crash safety', () => {
       await srv.exited;
       kills++;
       // 2: killed right after the receiver answered a request (before or after the commit: either is fine).
+      // Requests are held until the push below is acknowledged, so the kill can never cut that push.
       srv = spawnServer(dir2, ENV);
       const second = srv;
-      const answered = received.length + 2;
-      onRequest = (n, res) => {
-        res.end(() => {
-          if (n === answered) second.child.kill('SIGKILL');
+      let pushed = false;
+      let answers = 0;
+      const held: Array<() => void> = [];
+      onRequest = (_n, res) => {
+        const answer = () => res.end(() => {
+          if (++answers === 2) second.child.kill('SIGKILL');
         });
+        if (pushed) answer();
+        else held.push(answer);
       };
       await srv.base;
       assert.equal((await srv.call('POST', '/v2/repos/src/data', body(4000, 4000), 'text/plain')).status, 200);
+      pushed = true;
+      for (const answer of held.splice(0)) answer();
       await srv.exited;
       kills++;
       // 3: killed right after four pushes were acknowledged, while they are being delivered.
