@@ -2,10 +2,11 @@
  * health-load: the real server (child process) under 16 concurrent pushes of
  * 16 MB bodies, while a prober times GET /health and an unrelated 1,000-point
  * push on another repo. Run twice in the same bench: with parse workers
- * (PIPELINE_INGEST_WORKERS default) and with validation on the main thread
+ * (PIPELINE_INGEST_WORKERS=auto, the default) and with validation on the main thread
  * (PIPELINE_INGEST_WORKERS=0, how the server worked before), each first idle
  * (the latency floor) and then under load.
  */
+import { availableParallelism } from 'node:os';
 import { request } from 'undici';
 import { fmtInt, fmtNum, percentile, sleep, tempDir, type BenchContext, type Workload, type WorkloadResult } from './lib.ts';
 import { makeBodies, SCHEMA } from './points.ts';
@@ -112,14 +113,14 @@ async function run(ctx: BenchContext): Promise<WorkloadResult> {
   const smallLines = one.toString('utf8').split('\n').slice(0, 1000).join('\n');
   const small = Buffer.from(smallLines);
   const phases: Record<string, Phase> = {};
-  phases.workers = await runPhase(ctx, '2', big, small);
+  phases.workers = await runPhase(ctx, 'auto', big, small);
   phases.mainThread = await runPhase(ctx, '0', big, small);
   const rows = Object.entries(phases).flatMap(([name, p]) => {
     const hi = stats(p.idle.health);
     const hl = stats(p.load.health);
     const pl = stats(p.load.push);
     return [[
-      name === 'workers' ? 'parse workers (2)' : 'main thread (0)',
+      name === 'workers' ? `parse workers (auto: ${Math.max(1, availableParallelism() - 1)})` : 'main thread (0)',
       `${fmtNum(hi.p50)} / ${fmtNum(hi.p99)}`,
       `${fmtNum(hl.p50)} / ${fmtNum(hl.p99)} / ${fmtNum(hl.max)}`,
       `${fmtNum(pl.p50)} / ${fmtNum(pl.p99)} / ${fmtNum(pl.max)}`,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 /** One account: an access key / secret key pair owning its own groups, repos and data. */
@@ -139,7 +140,7 @@ export const CONFIG_KEYS = [
   ['exportRetryMax', 'PIPELINE_EXPORT_RETRY_MAX', '60s', 'longest retry delay of a failed export delivery'],
   ['exportAllow', 'PIPELINE_EXPORT_ALLOW', '', 'comma-separated CIDRs exports may connect to (empty = any address not denied)'],
   ['exportDeny', 'PIPELINE_EXPORT_DENY', DEFAULT_EXPORT_DENY, 'comma-separated CIDRs exports never connect to (default: link-local and cloud metadata)'],
-  ['ingestWorkers', 'PIPELINE_INGEST_WORKERS', '2', 'worker threads that validate push bodies of 4MB and more, so they do not hold other requests (0 = validate on the main thread)'],
+  ['ingestWorkers', 'PIPELINE_INGEST_WORKERS', 'auto', 'worker threads that validate push bodies of 4MB and more, so they do not hold other requests (auto = cores - 1, at least 1; 0 = validate on the main thread)'],
   ['shutdownTimeout', 'PIPELINE_SHUTDOWN_TIMEOUT', '10s', 'on SIGTERM/SIGINT, how long requests in progress may take to finish (a second signal exits at once)'],
 ] as const;
 
@@ -316,7 +317,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     exportRetryMaxMs: dur('exportRetryMax'),
     exportOutbound: { allow: cidrs('exportAllow'), deny: cidrs('exportDeny') },
     shutdownTimeoutMs: dur('shutdownTimeout'),
-    ingestWorkers: int('ingestWorkers', 0, 64),
+    ingestWorkers: str('ingestWorkers') === 'auto' ? Math.max(1, availableParallelism() - 1) : int('ingestWorkers', 0, 64),
   };
   if (cfg.exportBatchBytes < 1024) problems.push('exportBatchSize: at least 1KB');
   if (cfg.exportRetryMinMs < 1 || cfg.exportRetryMaxMs < cfg.exportRetryMinMs) problems.push('exportRetryMin must be at least 1ms and exportRetryMax at least exportRetryMin');
