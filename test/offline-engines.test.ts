@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AccountConfig } from '../src/config.ts';
+import { accountDirs } from '../src/offline/engines.ts';
 import { outputFile } from '../src/offline/runner.ts';
 import { fresh } from './helpers.ts';
 import { jsonl, ok, putObject, startOffline, type OfflineServer } from './offline-helpers.ts';
@@ -93,5 +94,14 @@ describe('offline warm engines per account', () => {
     } finally {
       await box.close();
     }
+  });
+
+  it('grants an account instance only folders inside their roots, ignoring grants that would climb out', () => {
+    const dirs = accountDirs(s.config, { id: 'carol', accessKey: 'k', secretKey: 's', buckets: ['ok-b', '../..', '/etc'], hdfsPaths: ['logs', '../../'] }, path.join(s.dir, 'offline', 'output'));
+    assert.deepEqual(dirs, [
+      path.join(s.config.bucketsDir, 'ok-b') + '/',
+      path.join(s.config.hdfsRoot, 'logs') + '/',
+      path.join(s.dir, 'offline', 'output', 'carol') + '/',
+    ]);
   });
 });

@@ -36,8 +36,13 @@ const below = (p: string, dirs: string[]): boolean => {
 
 /** Folders an account's warm instance may use (each ends with '/'). */
 export function accountDirs(config: Config, account: AccountConfig, outputRoot: string): string[] {
-  const buckets = account.buckets ? account.buckets.map((b) => path.join(config.bucketsDir, b)) : [config.bucketsDir];
-  const hdfs = account.hdfsPaths ? account.hdfsPaths.map((p) => path.join(config.hdfsRoot, p)) : [config.hdfsRoot];
+  // A grant that would resolve outside its root (a "..", an absolute path) grants nothing here.
+  const inside = (root: string, rel: string): string[] => {
+    const d = path.resolve(root, rel);
+    return d.startsWith(slash(path.resolve(root))) ? [d] : [];
+  };
+  const buckets = account.buckets ? account.buckets.flatMap((b) => inside(config.bucketsDir, b)) : [config.bucketsDir];
+  const hdfs = account.hdfsPaths ? account.hdfsPaths.flatMap((p) => inside(config.hdfsRoot, p)) : [config.hdfsRoot];
   return [...buckets, ...hdfs, path.join(outputRoot, account.id)].map((d) => slash(path.resolve(d)));
 }
 
@@ -74,12 +79,14 @@ export class AccountEngines {
   }
 
   private engine(account: AccountConfig): Promise<Engine> {
-    let e = this.engines.get(account.id);
+    // Keyed by the grants too, so an account whose grants differ never reuses a wider instance.
+    const key = JSON.stringify([account.id, account.buckets ?? null, account.hdfsPaths ?? null]);
+    let e = this.engines.get(key);
     if (!e) {
       e = this.create(account);
       // A failed creation is retried by the next run rather than cached.
-      e.catch(() => this.engines.delete(account.id));
-      this.engines.set(account.id, e);
+      e.catch(() => this.engines.delete(key));
+      this.engines.set(key, e);
     }
     return e;
   }
