@@ -18,7 +18,7 @@ import { StagedExport, STAGING } from './exportwriter.ts';
 import type { JobService } from './jobs.ts';
 import { expand, formatTime, variableValues, variablesIn } from './magic.ts';
 import { bucketRoot, checkRelative } from './paths.ts';
-import { openSandbox } from './sandbox.ts';
+import type { AccountEngines } from './engines.ts';
 import { S3StagedExport } from './s3export.ts';
 import { FetchArea, onS3, sourceFiles } from './s3sources.ts';
 import { describeLocation, readSql } from './sources.ts';
@@ -95,6 +95,7 @@ export class JobRunner {
     private readonly deps: OfflineDeps,
     private readonly jobs: JobService,
     private readonly timeoutMs: number,
+    private readonly engines: AccountEngines,
   ) {}
 
   /** Executes a run; returns the success message or throws RunFailure / RunCancelled. */
@@ -196,7 +197,7 @@ export class JobRunner {
 
     let box;
     try {
-      box = await openSandbox({
+      box = await this.engines.open(acc, {
         memoryLimit: this.deps.memoryLimit, threads: this.deps.threads,
         tempDir: path.join(this.deps.tmpDir, `run-${randomUUID()}`),
         readFiles,

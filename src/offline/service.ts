@@ -14,6 +14,7 @@ import { DatasourceService, type OfflineDeps } from './datasources.ts';
 import { STAGING } from './exportwriter.ts';
 import { JobExportService } from './jobexports.ts';
 import { JobService } from './jobs.ts';
+import { AccountEngines } from './engines.ts';
 import { JobRunner, outputFile } from './runner.ts';
 import { Scheduler, type Clock } from './scheduler.ts';
 import { OfflineStore, type JobRow } from './store.ts';
@@ -36,6 +37,8 @@ export class OfflineService {
   readonly exports: JobExportService;
   readonly variables: VariableService;
   readonly runner: JobRunner;
+  /** Warm sandboxed DuckDB instances, one per account (engines.ts). */
+  readonly engines: AccountEngines;
   readonly scheduler: Scheduler;
 
   constructor(opts: OfflineOptions) {
@@ -57,7 +60,8 @@ export class OfflineService {
     this.jobs = new JobService(this.deps);
     this.exports = new JobExportService(this.deps, this.jobs);
     this.variables = new VariableService(this.store, config.timezone);
-    this.runner = new JobRunner(this.deps, this.jobs, config.offlineTimeoutMs);
+    this.engines = new AccountEngines(config, this.deps.tmpDir, path.join(config.dataDir, 'offline', 'output'), config.sqlMemory, config.sqlThreads);
+    this.runner = new JobRunner(this.deps, this.jobs, config.offlineTimeoutMs, this.engines);
     this.scheduler = new Scheduler({
       store: this.store, jobs: this.jobs, runner: this.runner, timezone: config.timezone,
       slots: config.offlineSlots, clock: opts.clock, log: opts.log,
@@ -100,6 +104,7 @@ export class OfflineService {
 
   async close(): Promise<void> {
     await this.scheduler.close();
+    await this.engines.close();
   }
 }
 
