@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { quoteIdent, quoteLiteral } from '../sql/types.ts';
 import type { JobExportSpec } from './exportspec.ts';
+import { poolTurn } from '../sql/exec.ts';
 
 /** Hidden folder of a bucket / the hdfs root where runs stage their output. */
 export const STAGING = '.offline-staging';
@@ -98,7 +99,7 @@ export class StagedExport {
     } else {
       to = path.join(this.out, `part-00000.${ext}`);
     }
-    const r = await conn.runAndReadAll(`COPY (${select}) TO ${quoteLiteral(to)} (${opts.join(', ')})`);
+    const r = await poolTurn(() => conn.runAndReadAll(`COPY (${select}) TO ${quoteLiteral(to)} (${opts.join(', ')})`));
     const rows = Number(r.getRows()[0]?.[0] ?? 0);
     if (s.fileCount > 1) await flattenFileBuckets(this.out, ext);
     const { files, bytes } = await sizeOf(this.out);

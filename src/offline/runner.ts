@@ -23,6 +23,7 @@ import { S3StagedExport } from './s3export.ts';
 import { FetchArea, onS3, sourceFiles } from './s3sources.ts';
 import { describeLocation, readSql } from './sources.ts';
 import type { JobRow, RunRow } from './store.ts';
+import { poolTurn } from '../sql/exec.ts';
 
 /** A run that failed for a reason the user should read in the history. */
 export class RunFailure extends Error {
@@ -212,14 +213,15 @@ export class JobRunner {
     let rows = 0;
     try {
       const conn = box.conn;
+      // Each statement takes a turn at Node's pool like transform SQL, so runs cannot starve pushes (decision 018).
       for (const v of views) {
         control.check();
-        await conn.run(v);
+        await poolTurn(() => conn.run(v));
       }
       control.check();
       const sql = ex(job.spec.computation.code, 'SQL');
       try {
-        await checkQuery(conn, sql);
+        await poolTurn(() => checkQuery(conn, sql));
       } catch (err) {
         throw new RunFailure(`SQL error: ${engineMessage(err).replace(/^invalid transform SQL: /, '')}`, { cause: err });
       }
@@ -228,14 +230,14 @@ export class JobRunner {
       // With no target the result is still computed in full (a count over the
       // query would let DuckDB skip columns, and with them errors and cost).
       if (targets !== 1) {
-        await conn.run(`CREATE TEMP TABLE "__result" AS ${sql}`);
+        await poolTurn(() => conn.run(`CREATE TEMP TABLE "__result" AS ${sql}`));
         source = '"__result"';
       }
       if (targets === 0) {
-        rows = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${source}`)).getRows()[0]?.[0] ?? 0);
+        rows = Number((await poolTurn(() => conn.runAndReadAll(`SELECT count(*) FROM ${source}`))).getRows()[0]?.[0] ?? 0);
       }
       if (needsOutput) {
-        const r = await conn.runAndReadAll(`COPY (SELECT * FROM ${source}) TO ${quoteLiteral(path.join(outStaging, 'out.parquet'))} (FORMAT parquet)`);
+        const r = await poolTurn(() => conn.runAndReadAll(`COPY (SELECT * FROM ${source}) TO ${quoteLiteral(path.join(outStaging, 'out.parquet'))} (FORMAT parquet)`));
         rows = Number(r.getRows()[0]?.[0] ?? 0);
       }
       for (const se of writing) {
