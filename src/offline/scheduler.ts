@@ -186,7 +186,7 @@ export class Scheduler {
       const job = this.store.getJob(account, jobName);
       run = this.store.getRun(account, jobName, runId);
       if (!job || !run || run.status !== 'Ready') return;
-      this.store.updateRun(account, jobName, runId, { status: 'Running', startTime: this.clock.now(), endTime: null, message: '' });
+      this.store.markRunning(account, jobName, runId, this.clock.now());
       let message: string;
       try {
         message = await this.opts.runner.execute(account, job, run, control);
