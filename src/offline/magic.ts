@@ -38,11 +38,18 @@ export function variablesIn(text: string): string[] {
   return [...normalizeAliases(text).matchAll(VAR_RE)].map((m) => m[1] as string);
 }
 
+/** One formatter per time zone: creating one costs ~0.25 ms of CPU, once per run before (profile, decision 016). */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
 /** Calendar fields of an instant in an IANA time zone. */
 export function zonedParts(ms: number, timeZone: string): Record<'year' | 'mon' | 'day' | 'hour' | 'min' | 'sec', string> & { ms: string } {
-  const f = new Intl.DateTimeFormat('en-US', {
-    timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
-  });
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    });
+    formatters.set(timeZone, f);
+  }
   const p: Record<string, string> = {};
   for (const part of f.formatToParts(new Date(ms))) p[part.type] = part.value;
   return {
