@@ -219,7 +219,7 @@ async function runOfflineScheduler(ctx: BenchContext): Promise<WorkloadResult> {
       { name: 'every batch dispatched (Ready) within 1 s of its time', target: '<= 1000 ms', actual: `${fmtInt(queuedMax)} ms`, ok: queuedMax <= 1000 && runs.length === JOBS },
       { name: 'every run starts within 1 s of its time', target: `${JOBS} of ${JOBS}`, actual: `${within} of ${runs.length}`, ok: within === JOBS },
     ],
-    notes: [`Runs queue behind the pool: each costs ~4 ms of CPU on the account's warm DuckDB instance (mostly history writes, query check, file listing), so ${JOBS} runs due in the same second take ~${fmtNum((late[late.length - 1] ?? 0) / 1000)} s to all start; more slots than cores do not help (decision 016, amendment).`],
+    notes: [`Runs queue behind the pool: each costs ~4 ms of CPU with 1,000 jobs in the account (DuckDB views, query check and SELECT on the account's warm instance, file listing, one durable history write), so ${JOBS} runs due in the same second take ~${fmtNum((late[late.length - 1] ?? 0) / 1000)} s to all start; more slots than cores do not help (decision 016, amendment).`],
     json: { jobs: JOBS, slots, idlePct, queuedMaxMs: queuedMax, lateMs: { p50: percentile(late, 50), p99: percentile(late, 99), max: late[late.length - 1] }, within, found: runs.length, endedMs: { p50: percentile(ended, 50), max: ended[ended.length - 1] }, successful: ok },
   };
 }
