@@ -15,12 +15,12 @@
  * i.e. shared by the account's runs in flight.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import type { DuckDBInstance } from '@duckdb/node-api';
 import type { AccountConfig, Config } from '../config.ts';
-import { quoteLiteral } from '../sql/types.ts';
 import { openSandbox, type Sandbox, type SandboxOptions } from './sandbox.ts';
+import { openLockedInstance } from '../sql/sandbox.ts';
 
 interface Engine {
   instance: DuckDBInstance;
@@ -94,29 +94,12 @@ export class AccountEngines {
   private async create(account: AccountConfig): Promise<Engine> {
     const dirs = accountDirs(this.config, account, this.outputRoot);
     const tempDir = path.join(this.tmpDir, `engine-${randomUUID()}`);
-    await mkdir(tempDir, { recursive: true });
-    const instance = await DuckDBInstance.create(':memory:', {
-      autoinstall_known_extensions: 'false',
-      autoload_known_extensions: 'false',
-      allow_community_extensions: 'false',
-      allow_unsigned_extensions: 'false',
-      memory_limit: this.memoryLimit,
-      threads: String(this.threads),
-    });
-    const conn = await instance.connect();
+    let instance: DuckDBInstance;
     try {
-      await conn.run(`SET temp_directory = ${quoteLiteral(tempDir)}`);
-      await conn.run('SET allowed_paths = []');
-      await conn.run(`SET allowed_directories = [${dirs.map(quoteLiteral).join(', ')}]`);
-      await conn.run('SET enable_external_access = false');
-      await conn.run("SET TimeZone = 'UTC'");
-      await conn.run('SET lock_configuration = true');
+      instance = await openLockedInstance({ memoryLimit: this.memoryLimit, threads: this.threads, tempDir, allowedDirectories: dirs });
     } catch (err) {
-      instance.closeSync();
       await rm(tempDir, { recursive: true, force: true });
       throw err;
-    } finally {
-      conn.closeSync();
     }
     return { instance, dirs, tempDir };
   }

@@ -6,9 +6,9 @@
  * user SQL from changing it back. No extensions are installed or loaded, so
  * there is no network access. Memory and threads are the run's own.
  */
-import { mkdir, rm } from 'node:fs/promises';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { quoteLiteral } from '../sql/types.ts';
+import { rm } from 'node:fs/promises';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { openLockedInstance } from '../sql/sandbox.ts';
 
 export interface SandboxOptions {
   memoryLimit: string;
@@ -26,31 +26,19 @@ export interface Sandbox {
   close(): Promise<void>;
 }
 
-const list = (xs: string[]): string => `[${xs.map(quoteLiteral).join(', ')}]`;
-
 /** Opens a sandboxed in-memory instance. */
 export async function openSandbox(opts: SandboxOptions): Promise<Sandbox> {
-  await mkdir(opts.tempDir, { recursive: true });
-  const instance = await DuckDBInstance.create(':memory:', {
-    autoinstall_known_extensions: 'false',
-    autoload_known_extensions: 'false',
-    allow_community_extensions: 'false',
-    allow_unsigned_extensions: 'false',
-    memory_limit: opts.memoryLimit,
-    threads: String(opts.threads),
-  });
-  let conn: DuckDBConnection | undefined;
+  let instance: DuckDBInstance;
+  let conn: DuckDBConnection;
+  try {
+    instance = await openLockedInstance({ memoryLimit: opts.memoryLimit, threads: opts.threads, tempDir: opts.tempDir, allowedPaths: opts.readFiles, allowedDirectories: opts.dirs });
+  } catch (err) {
+    await rm(opts.tempDir, { recursive: true, force: true });
+    throw err;
+  }
   try {
     conn = await instance.connect();
-    // Paths first: DuckDB refuses to change them once external access is off.
-    await conn.run(`SET temp_directory = ${quoteLiteral(opts.tempDir)}`);
-    await conn.run(`SET allowed_paths = ${list(opts.readFiles)}`);
-    await conn.run(`SET allowed_directories = ${list(opts.dirs.map((d) => (d.endsWith('/') ? d : d + '/')))}`);
-    await conn.run('SET enable_external_access = false');
-    await conn.run("SET TimeZone = 'UTC'");
-    await conn.run('SET lock_configuration = true');
   } catch (err) {
-    conn?.closeSync();
     instance.closeSync();
     await rm(opts.tempDir, { recursive: true, force: true });
     throw err;

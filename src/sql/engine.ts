@@ -3,8 +3,7 @@
  * sandboxed, on which each run gets its own connection and TEMP table.
  * See docs/decisions/003-sql-engine-and-type-mapping.md.
  */
-import { mkdir } from 'node:fs/promises';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ApiError } from '../errors.ts';
 import type { EscapeMode } from '../ingest/escapes.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
@@ -13,6 +12,7 @@ import { CheckPool, type CheckPoolOptions } from './check-pool.ts';
 import { errorText, execute, load, OutputLimitError, SqlRuntimeError, SqlTimeoutError, withTimeout } from './exec.ts';
 import { readRows } from './read.ts';
 import { SourceStage } from './stage.ts';
+import { openLockedInstance } from './sandbox.ts';
 import { createTableSql } from './types.ts';
 
 export { OutputLimitError, SqlRuntimeError, SqlTimeoutError } from './exec.ts';
@@ -44,24 +44,6 @@ export interface RunOptions {
 /** Planning budget for describe(): a query whose constant folding alone takes this long is no transform. */
 const DESCRIBE_TIMEOUT_MS = 10_000;
 
-/**
- * Instance settings. temp_directory comes first because DuckDB refuses to
- * change paths once enable_external_access is off. lock_configuration is set
- * afterwards by SQL (see create), so user SQL cannot SET any of these back.
- */
-function instanceConfig(opts: SqlEngineOptions): Record<string, string> {
-  return {
-    temp_directory: opts.tempDir ?? '',
-    enable_external_access: 'false',
-    autoinstall_known_extensions: 'false',
-    autoload_known_extensions: 'false',
-    allow_community_extensions: 'false',
-    allow_unsigned_extensions: 'false',
-    memory_limit: opts.memoryLimit,
-    threads: String(opts.threads),
-  };
-}
-
 /** Runs user SQL over batches of points. */
 export class SqlEngine {
   private closed = false;
@@ -73,22 +55,7 @@ export class SqlEngine {
 
   /** Starts a sandboxed in-memory DuckDB instance. */
   static async create(opts: SqlEngineOptions): Promise<SqlEngine> {
-    // DuckDB creates only the last level of temp_directory when it first
-    // spills, and fails the query if a parent is missing.
-    if (opts.tempDir) await mkdir(opts.tempDir, { recursive: true });
-    const instance = await DuckDBInstance.create(':memory:', instanceConfig(opts));
-    const setup = await instance.connect();
-    try {
-      // TimeZone only exists once ICU is loaded, so it cannot go in the config
-      // map; UTC makes TIMESTAMPTZ casts and now() independent of the host.
-      await setup.run("SET GLOBAL TimeZone = 'UTC'");
-      await setup.run('SET lock_configuration = true');
-    } catch (err) {
-      instance.closeSync();
-      throw err;
-    } finally {
-      setup.closeSync();
-    }
+    const instance = await openLockedInstance({ memoryLimit: opts.memoryLimit, threads: opts.threads, tempDir: opts.tempDir ?? '' });
     const check = opts.check ?? CHECK_DEFAULTS;
     return new SqlEngine(instance, check === false ? null : new CheckPool(check));
   }

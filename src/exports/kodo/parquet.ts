@@ -13,13 +13,14 @@
  * and lives while any parquet export runs.
  */
 import { mkdir } from 'node:fs/promises';
-import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBAppender, DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Config } from '../../config.ts';
 import type { SchemaField } from '../../ingest/types.ts';
 import { appendRows } from '../../sql/load.ts';
 import type { FusedLoader } from './fused.ts';
 import { createTableSql, inputTypeSql, quoteLiteral } from '../../sql/types.ts';
 import { poolTurn } from '../../sql/exec.ts';
+import { openLockedInstance } from '../../sql/sandbox.ts';
 
 interface Shared {
   instance: Promise<DuckDBInstance>;
@@ -30,26 +31,7 @@ const shared = new Map<string, Shared>();
 
 async function startInstance(config: Config, spoolDir: string): Promise<DuckDBInstance> {
   await mkdir(spoolDir, { recursive: true });
-  const instance = await DuckDBInstance.create(':memory:', {
-    memory_limit: config.sqlMemory,
-    threads: String(config.sqlThreads),
-    autoinstall_known_extensions: 'false',
-    autoload_known_extensions: 'false',
-  });
-  const setup = await instance.connect();
-  try {
-    await setup.run(`SET temp_directory = ${quoteLiteral(spoolDir + '/duckdb')}`);
-    await setup.run(`SET allowed_directories = [${quoteLiteral(spoolDir + '/')}]`);
-    await setup.run('SET enable_external_access = false');
-    await setup.run("SET GLOBAL TimeZone = 'UTC'");
-    await setup.run('SET lock_configuration = true');
-  } catch (err) {
-    instance.closeSync();
-    throw err;
-  } finally {
-    setup.closeSync();
-  }
-  return instance;
+  return openLockedInstance({ memoryLimit: config.sqlMemory, threads: config.sqlThreads, tempDir: spoolDir + '/duckdb', allowedDirectories: [spoolDir] });
 }
 
 /** The DuckDB instance writing parquet files into `spoolDir`; shared, counted, closed with its last user. */
