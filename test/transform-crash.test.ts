@@ -6,41 +6,10 @@
  * offsets survive a clean restart.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { request } from 'undici';
-import { AK, SK, signRequest, tmpDir } from './helpers.ts';
-
-const ROOT = new URL('..', import.meta.url).pathname;
-
-function startChild(dir: string, env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PIPELINE_PORT: '0', PIPELINE_DATA_DIR: dir, PIPELINE_ACCESS_KEY: AK, PIPELINE_SECRET_KEY: SK, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const base = new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening at (http:\/\/[^"\s]+)/.exec(out);
-      if (m) resolve(m[1] as string);
-    });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    void exited.then(() => reject(new Error(`server exited: ${out}`)));
-  });
-  return { child, base, exited };
-}
-
-async function call(base: string, method: string, path: string, body?: string, contentType = 'application/json') {
-  const headers: Record<string, string> = { date: new Date().toUTCString() };
-  if (body !== undefined) headers['content-type'] = contentType;
-  headers.authorization = `Pandora ${AK}:${signRequest(SK, method, path, headers)}`;
-  const res = await request(base + path, { method: method as 'GET', headers, body });
-  return { status: res.statusCode, body: await res.body.text() };
-}
+import { spawnServer } from './exports-helpers.ts';
+import { AK, SK, tmpDir } from './helpers.ts';
 
 async function waitFor(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
   const t0 = Date.now();
@@ -55,27 +24,27 @@ describe('transform crash safety', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('neither loses nor duplicates output when killed between append and commit', async () => {
-    const a = startChild(dir, { PIPELINE_FAILPOINT: 'transform-after-append' });
-    const base = await a.base;
-    assert.equal((await call(base, 'POST', '/v2/repos/src', JSON.stringify({ region: 'nb', schema: [{ key: 'id', valtype: 'long' }] }))).status, 200);
-    assert.equal((await call(base, 'POST', '/v2/repos/src/transforms/dbl/to/out', JSON.stringify({ mode: 'sql', code: 'select id, id * 2 as twice from src', interval: '5s' }))).status, 200);
+    const a = spawnServer(dir, { PIPELINE_FAILPOINT: 'transform-after-append' });
+    await a.base;
+    assert.equal((await a.call('POST', '/v2/repos/src', JSON.stringify({ region: 'nb', schema: [{ key: 'id', valtype: 'long' }] }))).status, 200);
+    assert.equal((await a.call('POST', '/v2/repos/src/transforms/dbl/to/out', JSON.stringify({ mode: 'sql', code: 'select id, id * 2 as twice from src', interval: '5s' }))).status, 200);
     const ids = Array.from({ length: 500 }, (_, i) => i);
-    assert.equal((await call(base, 'POST', '/v2/repos/src/data', ids.map((i) => `id=${i}`).join('\n'), 'text/plain')).status, 200);
+    assert.equal((await a.call('POST', '/v2/repos/src/data', ids.map((i) => `id=${i}`).join('\n'), 'text/plain')).status, 200);
     await a.exited; // the fault point killed the server right after the first output append
     assert.equal(a.child.signalCode, 'SIGKILL');
 
-    const b = startChild(dir);
-    const base2 = await b.base;
+    const b = spawnServer(dir);
+    await b.base;
     try {
       // After restart the pending run is recognised as applied; more input flows normally.
-      assert.equal((await call(base2, 'POST', '/v2/repos/src/data', 'id=1000\nid=1001', 'text/plain')).status, 200);
+      assert.equal((await b.call('POST', '/v2/repos/src/data', 'id=1000\nid=1001', 'text/plain')).status, 200);
       await waitFor(async () => {
-        const t = JSON.parse((await call(base2, 'GET', '/v2/repos/src/transforms/dbl')).body);
+        const t = JSON.parse((await b.call('GET', '/v2/repos/src/transforms/dbl')).body);
         return t.status.total.in === 502 && t.status.lag.points === 0;
       }, 15_000, 'the transform to catch up');
-      const t = JSON.parse((await call(base2, 'GET', '/v2/repos/src/transforms/dbl')).body);
+      const t = JSON.parse((await b.call('GET', '/v2/repos/src/transforms/dbl')).body);
       assert.deepEqual(t.status.total, { in: 502, out: 502 });
-      const sample = JSON.parse((await call(base2, 'GET', '/v2/repos/out/data?count=3')).body);
+      const sample = JSON.parse((await b.call('GET', '/v2/repos/out/data?count=3')).body);
       assert.deepEqual(sample.records, [{ id: 499, twice: 998 }, { id: 1000, twice: 2000 }, { id: 1001, twice: 2002 }]);
     } finally {
       b.child.kill('SIGTERM');
