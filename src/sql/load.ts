@@ -135,27 +135,41 @@ function stringWriter(toText: (v: unknown) => string | undefined): Writer {
         // Non-ASCII: clear the partial bytes (inline padding must stay zero) and take the slow path.
         bytes.fill(0, base, base + j);
       }
-      const first = firstRow.get(s);
-      if (first === undefined) {
-        firstRow.set(s, i);
-        duckdb.vector_assign_string_element(vec, i, s);
-      } else {
-        repeats.push(i, first);
-      }
+      assignHeapString(vec, i, s, firstRow, repeats);
     }
-    if (firstRow.size > 0) {
-      // Read back the string_t DuckDB wrote for each first occurrence, so the
-      // memcpy below keeps them, and reuse them for the repeats.
-      const assigned = duckdb.vector_get_data(vec, n * STRING_T);
-      for (const row of firstRow.values()) bytes.set(assigned.subarray(row * STRING_T, (row + 1) * STRING_T), row * STRING_T);
-      for (let k = 0; k < repeats.length; k += 2) {
-        const from = repeats[k + 1]! * STRING_T;
-        bytes.copyWithin(repeats[k]! * STRING_T, from, from + STRING_T);
-      }
-    }
-    copyData(vec, bytes);
-    nulls.flush(vec);
+    finishStrings(vec, bytes, n, firstRow, repeats, nulls);
   };
+}
+
+/**
+ * A string that cannot be inline: assigned through DuckDB the first time it
+ * occurs in the chunk; later rows with the same text are recorded in
+ * `repeats` (pairs: row, row of its first occurrence) for finishStrings.
+ */
+export function assignHeapString(vec: duckdb.Vector, i: number, s: string, firstRow: Map<string, number>, repeats: number[]): void {
+  const first = firstRow.get(s);
+  if (first === undefined) {
+    firstRow.set(s, i);
+    duckdb.vector_assign_string_element(vec, i, s);
+  } else {
+    repeats.push(i, first);
+  }
+}
+
+/** Writes a string column's string_t array (inline strings in `bytes`, heap strings via assignHeapString) and its validity. */
+export function finishStrings(vec: duckdb.Vector, bytes: Uint8Array, n: number, firstRow: Map<string, number>, repeats: number[], nulls: Validity): void {
+  if (firstRow.size > 0) {
+    // Read back the string_t DuckDB wrote for each first occurrence, so the
+    // memcpy below keeps them, and reuse them for the repeats.
+    const assigned = duckdb.vector_get_data(vec, n * STRING_T);
+    for (const row of firstRow.values()) bytes.set(assigned.subarray(row * STRING_T, (row + 1) * STRING_T), row * STRING_T);
+    for (let k = 0; k < repeats.length; k += 2) {
+      const from = repeats[k + 1]! * STRING_T;
+      bytes.copyWithin(repeats[k]! * STRING_T, from, from + STRING_T);
+    }
+  }
+  copyData(vec, bytes);
+  nulls.flush(vec);
 }
 
 const asText = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);

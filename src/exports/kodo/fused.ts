@@ -16,7 +16,7 @@ import { DuckDBDataChunk, type DuckDBAppender } from '@duckdb/node-api';
 import { K_BOOLEAN, K_DATE, K_FLOAT, K_LONG, K_STRING, type CompiledSchema } from '../../ingest/compiled.ts';
 import { unescapeText, type EscapeMode } from '../../ingest/escapes.ts';
 import { decodeLong, isFloat, isLong } from '../../ingest/scalars.ts';
-import { copyData, INLINE_MAX, STRING_T, Validity } from '../../sql/load.ts';
+import { assignHeapString, copyData, finishStrings, INLINE_MAX, STRING_T, Validity } from '../../sql/load.ts';
 import { writeInt64, writeRfc3339Micros } from '../../sql/time.ts';
 import type { OutColumn } from './columns.ts';
 
@@ -146,24 +146,9 @@ function stringWriter(mode: EscapeMode): ColumnWriter {
         }
         bytes.fill(0, i * STRING_T + 4, i * STRING_T + 4 + j);
       }
-      const first = firstRow.get(text);
-      if (first === undefined) {
-        firstRow.set(text, i);
-        duckdb.vector_assign_string_element(vec, i, text);
-      } else {
-        repeats.push(i, first);
-      }
+      assignHeapString(vec, i, text, firstRow, repeats);
     }
-    if (firstRow.size > 0) {
-      const assigned = duckdb.vector_get_data(vec, n * STRING_T);
-      for (const row of firstRow.values()) bytes.set(assigned.subarray(row * STRING_T, (row + 1) * STRING_T), row * STRING_T);
-      for (let k = 0; k < repeats.length; k += 2) {
-        const from = repeats[k + 1]! * STRING_T;
-        bytes.copyWithin(repeats[k]! * STRING_T, from, from + STRING_T);
-      }
-    }
-    copyData(vec, bytes);
-    nulls.flush(vec);
+    finishStrings(vec, bytes, n, firstRow, repeats, nulls);
   };
 }
 
