@@ -36,6 +36,47 @@ describe('offline run failure messages', () => {
     assert.match(r.message, /^out of memory \(limit 64MB\)/);
   });
 
+  it('names the SQL error with its position when a run finds the source changed since the job was checked', async () => {
+    // Checked at create against the upstream's schema; the upstream is then replaced and no longer has `n`.
+    const up = fresh('up');
+    const upJob = (code: string) => ({ srcs: [{ name: ds, type: 'datasource', tableName: 'u' }], computation: { code }, scheduler: { type: 'manual' } });
+    await ok(s, 'POST', `/v2/jobs/${up}`, upJob('SELECT n FROM u'));
+    const down = fresh('down');
+    await ok(s, 'POST', `/v2/jobs/${down}`, { srcs: [{ name: up, type: 'job', tableName: 'up' }], computation: { code: 'SELECT sum(n) AS total FROM up;' }, scheduler: { type: 'manual' } });
+    await ok(s, 'PUT', `/v2/jobs/${up}`, upJob('SELECT n AS m FROM u'));
+    await ok(s, 'POST', `/v2/jobs/${up}/actions/start`);
+    await s.offline.scheduler.idle();
+    await ok(s, 'POST', `/v2/jobs/${down}/actions/start`);
+    await s.offline.scheduler.idle();
+    const r = (await ok(s, 'GET', `/v2/jobs/${down}/history?runId=-1`)).history[0];
+    assert.equal(r.status, 'Failed');
+    assert.match(r.message, /^SQL error: Binder Error: Referenced column "n" not found/);
+    assert.match(r.message, /LINE 1: SELECT sum\(n\) AS total FROM up/, 'the position is in the job\'s own SQL');
+  });
+
+  it('runs SQL with a trailing semicolon or comment, a leading WITH and VALUES, with and without exports', async () => {
+    const out = fresh('bkt').replaceAll('_', '-');
+    const cases: Array<[string, number]> = [
+      ['SELECT n FROM t ORDER BY n;  \n', 2],
+      ['SELECT n FROM t -- the rows', 2],
+      ['WITH x AS (SELECT n FROM t) SELECT n, n * 2 AS d FROM x;', 2],
+      ['FROM t SELECT n WHERE n > 1', 1],
+      ['VALUES (1), (2), (3)', 3],
+    ];
+    for (const [i, [sql, rows]] of cases.entries()) {
+      for (const exported of [false, true]) {
+        const job = fresh('job');
+        await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: sql }, scheduler: { type: 'manual' } });
+        if (exported) await ok(s, 'POST', `/v2/jobs/${job}/exports/e`, { type: 'kodo', spec: { bucket: out, keyPrefix: `c${i}/`, format: 'json' } });
+        await ok(s, 'POST', `/v2/jobs/${job}/actions/start`);
+        await s.offline.scheduler.idle();
+        const r = (await ok(s, 'GET', `/v2/jobs/${job}/history?runId=-1`)).history[0];
+        assert.equal(r.status, 'Successful', `${JSON.stringify(sql)} exported=${exported}: ${r.message}`);
+        assert.match(r.message, new RegExp(`^${rows} rows`), JSON.stringify(sql));
+      }
+    }
+  });
+
   it('reports an upstream job without output yet', async () => {
     const up = fresh('up');
     await ok(s, 'POST', `/v2/jobs/${up}`, { srcs: [{ name: ds, type: 'datasource', tableName: 'u' }], computation: { code: 'SELECT n FROM u' }, scheduler: { type: 'manual' } });

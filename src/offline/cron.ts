@@ -15,8 +15,28 @@ export interface CronSchedule {
   next(afterMs: number): number | undefined;
 }
 
-/** Parses a crontab expression; E18614 with croner's reason when it is not one. */
+/** Parsed schedules by time zone and expression: jobs share a handful of expressions, and ticks re-read them. */
+const parsed = new Map<string, CronSchedule>();
+const MAX_PARSED = 10_000;
+
+/**
+ * Parses a crontab expression; E18614 with croner's reason when it is not
+ * one. Memoised: a parse costs ~0.15 ms, paid by each job at every tick
+ * otherwise, and a schedule remembers its last answer, since the jobs
+ * sharing an expression ask for the same instant at a tick.
+ */
 export function parseCrontab(expr: string, timeZone: string): CronSchedule {
+  const k = `${timeZone}\u0000${expr}`;
+  let s = parsed.get(k);
+  if (!s) {
+    s = parseUncached(expr, timeZone);
+    if (parsed.size >= MAX_PARSED) parsed.clear();
+    parsed.set(k, s);
+  }
+  return s;
+}
+
+function parseUncached(expr: string, timeZone: string): CronSchedule {
   const fields = expr.trim().split(/\s+/);
   if (fields.length < 5 || fields.length > 7) throw new ApiError('E18614', `crontab "${expr}" must have 5, 6 (Quartz, with seconds) or 7 (with year) fields`);
   const max = fields.length === 5 ? MAX_5 : MAX_6;
@@ -29,7 +49,17 @@ export function parseCrontab(expr: string, timeZone: string): CronSchedule {
     throw new ApiError('E18614', `crontab "${expr}": ${(err as Error).message}`);
   }
   if (!cron.nextRun(new Date())) throw new ApiError('E18614', `crontab "${expr}" never fires`);
-  return { next: (after) => cron.nextRun(new Date(after))?.getTime() };
+  let lastAfter = NaN;
+  let last: number | undefined;
+  return {
+    next: (after) => {
+      if (after !== lastAfter) {
+        last = cron.nextRun(new Date(after))?.getTime();
+        lastAfter = after;
+      }
+      return last;
+    },
+  };
 }
 
 /** Parses a loop interval (`5m`, `1h`, `30s`; '' or `0` = back to back) to ms. */

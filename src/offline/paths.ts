@@ -103,7 +103,7 @@ export function listFiles(root: string, pattern: string): Array<{ key: string; f
   const re = new RegExp('^' + patternSource(pattern));
   const out: Array<{ key: string; file: string; size: number }> = [];
   if (!existsSync(root)) return out;
-  const rootReal = realpathSync(root);
+  const rootReal = realpathSync.native(root);
   const walk = (rel: string): void => {
     const dir = rel ? path.join(rootReal, rel) : rootReal;
     let entries;
@@ -128,7 +128,7 @@ export function listFiles(root: string, pattern: string): Array<{ key: string; f
   // The starting folder is reached by a path join: refuse it when a symlink on the way leads elsewhere.
   if (baseRel) {
     try {
-      const real = realpathSync(path.join(rootReal, baseRel));
+      const real = realpathSync.native(path.join(rootReal, baseRel));
       if (real !== path.join(rootReal, baseRel)) return out;
     } catch {
       return out;

@@ -10,7 +10,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApiError } from '../errors.ts';
-import { checkQuery, engineMessage } from '../sql/check.ts';
+import { checkQuery, engineMessage, leadingKeyword } from '../sql/check.ts';
 import { quoteIdent, quoteLiteral } from '../sql/types.ts';
 import { sourceSpecOf, type OfflineDeps } from './datasources.ts';
 import { parseExportSpec } from './exportspec.ts';
@@ -91,6 +91,14 @@ export function outputFile(deps: OfflineDeps, account: string, job: string): str
   return path.join(deps.config.dataDir, 'offline', 'output', account, job, 'latest.parquet');
 }
 
+/** Leads of SQL that a WITH clause may precede (a query starting with WITH has its own). */
+const CTE_LEADS = new Set(['select', 'from', '(', 'values']);
+
+/** The SQL without trailing semicolons and blanks, so it can be nested in another statement. */
+export function trimSql(sql: string): string {
+  return sql.replace(/[\s;]+$/, '');
+}
+
 export class JobRunner {
   constructor(
     private readonly deps: OfflineDeps,
@@ -126,13 +134,13 @@ export class JobRunner {
 
     // Sources -> files, or the upstream job's output.
     const readFiles: string[] = [];
-    const views: string[] = [];
+    const tables: Array<{ name: string; select: string }> = [];
     for (const src of job.spec.srcs) {
       if (src.type === 'job') {
         const out = outputFile(this.deps, account, src.name);
         if (!existsSync(out)) throw new RunFailure(`source job ${src.name} has no successful output yet`);
         readFiles.push(out);
-        views.push(`CREATE TEMP VIEW ${quoteIdent(src.tableName)} AS SELECT * FROM read_parquet(${quoteLiteral(out)})`);
+        tables.push({ name: src.tableName, select: `SELECT * FROM read_parquet(${quoteLiteral(out)})` });
         continue;
       }
       const ds = store.getDatasource(account, src.name);
@@ -151,7 +159,7 @@ export class JobRunner {
       }
       if (files.length === 0) throw new RunFailure(`no files match ${describeLocation(spec, filter)} (table ${src.tableName}, datasource ${src.name})`);
       readFiles.push(...files.map((f) => f.file));
-      views.push(`CREATE TEMP VIEW ${quoteIdent(src.tableName)} AS ${readSql(spec, files.map((f) => f.file), ds.schema)}`);
+      tables.push({ name: src.tableName, select: readSql(spec, files.map((f) => f.file), ds.schema) });
     }
 
     // Targets: job exports, and the job's own output when a job reads it.
@@ -211,31 +219,32 @@ export class JobRunner {
     control.attach(box.conn);
     const timer = setTimeout(() => control.timeout(), this.timeoutMs);
     let rows = 0;
+    let sql = '';
+    let checked = false; // the SQL passed checkQuery on this run's views
+    const views = tables.map((t) => `CREATE OR REPLACE TEMP VIEW ${quoteIdent(t.name)} AS ${t.select}`);
     try {
       const conn = box.conn;
-      // Each statement takes a turn at Node's pool like transform SQL, so runs cannot starve pushes (decision 018).
-      for (const v of views) {
-        control.check();
-        await poolTurn(() => conn.run(v));
-      }
+      sql = trimSql(ex(job.spec.computation.code, 'SQL'));
+      // Each call takes a turn at Node's pool like transform SQL, so runs cannot starve pushes (decision 018).
       control.check();
-      const sql = ex(job.spec.computation.code, 'SQL');
-      try {
-        await poolTurn(() => checkQuery(conn, sql));
-      } catch (err) {
-        throw new RunFailure(`SQL error: ${engineMessage(err).replace(/^invalid transform SQL: /, '')}`, { cause: err });
+      let query: string;
+      if (sql === trimSql(job.spec.computation.code) && job.spec.schema !== undefined && tables.length > 0 && CTE_LEADS.has(leadingKeyword(sql))) {
+        // The very text checked at create (one SELECT, no parameters) needs no second check, and its
+        // sources can be a WITH clause of the same statement instead of views (decision 020).
+        query = `WITH ${tables.map((t) => `${quoteIdent(t.name)} AS (${t.select})`).join(', ')}\n${sql}\n`;
+      } else {
+        if (views.length) await poolTurn(() => conn.run(views.join(';\n')));
+        control.check();
+        await this.check(conn, sql);
+        checked = true;
+        query = `${sql}\n`;
       }
       const targets = writing.length + (needsOutput ? 1 : 0);
-      let source = `(${sql})`;
       // With no target the result is still computed in full (a count over the
       // query would let DuckDB skip columns, and with them errors and cost).
-      if (targets !== 1) {
-        await poolTurn(() => conn.run(`CREATE TEMP TABLE "__result" AS ${sql}`));
-        source = '"__result"';
-      }
-      if (targets === 0) {
-        rows = Number((await poolTurn(() => conn.runAndReadAll(`SELECT count(*) FROM ${source}`))).getRows()[0]?.[0] ?? 0);
-      }
+      if (targets === 0) rows = (await poolTurn(() => conn.run(query))).rowCount;
+      else if (targets > 1) await poolTurn(() => conn.run(`CREATE TEMP TABLE "__result" AS ${query}`));
+      const source = targets > 1 ? '"__result"' : `(${query})`;
       if (needsOutput) {
         const r = await poolTurn(() => conn.runAndReadAll(`COPY (SELECT * FROM ${source}) TO ${quoteLiteral(path.join(outStaging, 'out.parquet'))} (FORMAT parquet)`));
         rows = Number(r.getRows()[0]?.[0] ?? 0);
@@ -253,6 +262,8 @@ export class JobRunner {
       if (control.cancelled) throw new RunCancelled();
       if (control.timedOut) throw new RunFailure(`run exceeded the offline timeout of ${Math.round(this.timeoutMs / 1000)} s and was interrupted`, { cause: err });
       if (err instanceof RunFailure) throw err;
+      // A statement failed before the SQL was checked on this run's files: if the check fails, it says where.
+      if (!checked && sql) await this.explain(box.conn, views, sql);
       const msg = engineMessage(err);
       if (/out of memory/i.test(msg)) throw new RunFailure(`out of memory (limit ${this.deps.memoryLimit}): ${msg.split('\n')[0]}`, { cause: err });
       throw new RunFailure(msg.split('\n')[0] ?? msg, { cause: err });
@@ -288,5 +299,28 @@ export class JobRunner {
       await rm(outStaging, { recursive: true, force: true });
     }
     return `${rows} rows${parts.length ? '; exports: ' + parts.join('; ') : ''}`;
+  }
+
+  /** checkQuery on this run's views; RunFailure "SQL error: ..." with the engine's position. */
+  private async check(conn: DuckDBConnection, sql: string): Promise<void> {
+    try {
+      await poolTurn(() => checkQuery(conn, sql));
+    } catch (err) {
+      throw new RunFailure(`SQL error: ${engineMessage(err).replace(/^invalid transform SQL: /, '')}`, { cause: err });
+    }
+  }
+
+  /**
+   * After a failure on the path that skipped the check: when the views can
+   * be (re)created, a failing check names the error in the SQL, with its
+   * position; otherwise the caller reports the original error.
+   */
+  private async explain(conn: DuckDBConnection, views: string[], sql: string): Promise<void> {
+    try {
+      if (views.length) await poolTurn(() => conn.run(views.join(';\n')));
+    } catch {
+      return;
+    }
+    await this.check(conn, sql);
   }
 }

@@ -137,6 +137,7 @@ export class FetchArea {
   readonly dir: string;
   private used = 0;
   private seq = 0;
+  private made = false;
 
   constructor(tmpDir: string, readonly limit: number) {
     this.dir = path.join(tmpDir, `fetch-${randomUUID()}`);
@@ -156,15 +157,23 @@ export class FetchArea {
     return path.join(this.dir, `${String(this.seq++).padStart(6, '0')}-${base}`);
   }
 
+  /** Creates the folder before the first download. */
+  async prepare(): Promise<void> {
+    if (this.made) return;
+    this.made = true;
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  /** Removes the folder and every download in it; nothing to do for a run that fetched nothing. */
   async close(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+    if (this.made) await rm(this.dir, { recursive: true, force: true });
   }
 }
 
 /** Downloads `objs` into the fetch area; a download that grows past its listed size is cut off. */
 async function download(store: ObjectStore, bucket: string, objs: RemoteFile[], area: FetchArea): Promise<SourceFile[]> {
   area.reserve(objs.reduce((n, o) => n + o.size, 0), `the ${objs.length} object(s) matching in bucket "${bucket}"`);
-  await mkdir(area.dir, { recursive: true });
+  await area.prepare();
   const out: SourceFile[] = objs.map((o) => ({ file: area.nameFor(o.key), shown: o.shown, size: o.size }));
   let next = 0;
   const worker = async (): Promise<void> => {

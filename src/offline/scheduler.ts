@@ -200,7 +200,12 @@ export class Scheduler {
           message = 'the server shut down during this run; rerun it to try again';
         }
       }
-      this.store.updateRun(account, jobName, runId, { status, endTime: this.clock.now(), message });
+      const durable = this.store.finishRun(account, jobName, runId, { status, endTime: this.clock.now(), message });
+      // The slot goes to the next run while this status is synced along with those of the runs ending with it.
+      this.running.delete(k);
+      release();
+      await durable;
+      // Dependents start only from a success that survives a crash.
       if (status === 'Successful') this.triggerDependents(account, jobName, run);
       if (job.spec.scheduler.type === 'loop' && parseLoop(job.spec.scheduler.spec?.loop) === 0 && !this.closed) {
         const cur = this.store.getJob(account, jobName);
@@ -210,7 +215,7 @@ export class Scheduler {
         }
       }
     } finally {
-      this.running.delete(k);
+      if (this.running.get(k)?.control === control) this.running.delete(k);
       release();
       finish();
     }

@@ -4,6 +4,7 @@
  * the account first; rows of other accounts are invisible.
  */
 import type Database from 'better-sqlite3';
+import { WalSync } from '../storage/walsync.ts';
 import type { SchemaField } from '../ingest/types.ts';
 
 export interface DatasourceRow {
@@ -142,7 +143,10 @@ export class OfflineStore {
   private readonly cache = new Map<string, Database.Statement>();
   /** jobsUsing memo: account -> "type\0src name" -> job names, sorted; dropped when a job of the account is written. */
   private readonly srcUsers = new Map<string, Map<string, string[]>>();
-  constructor(readonly db: Database.Database) {}
+  private readonly wal: WalSync;
+  constructor(readonly db: Database.Database) {
+    this.wal = new WalSync(db);
+  }
 
   private st(sql: string): Database.Statement {
     let s = this.cache.get(sql);
@@ -292,22 +296,25 @@ export class OfflineStore {
       .run(n.status, n.startTime, n.endTime, n.message, n.rerunCount, account, job, runId);
   }
   /**
-   * Marks a Ready batch Running, without an fsync of its own (WAL,
-   * synchronous=NORMAL for this one commit, like MetaStore.setOffset with
-   * durable:false): a power cut may lose it, but never reorder it after the
-   * run's terminal status, which stays durable and fsyncs it along. Either
-   * way recovery (failInterrupted) marks the batch Failed, Ready or Running.
+   * Marks a Ready batch Running, without an fsync of its own (WalSync.write,
+   * like MetaStore.setOffset with durable:false): a power cut may lose it,
+   * but never reorder it after the run's terminal status, which is made
+   * durable and syncs it along. Either way recovery (failInterrupted) marks
+   * the batch Failed, Ready or Running.
    */
   markRunning(account: string, job: string, runId: number, startTime: number): void {
     const st = this.st("UPDATE offline_runs SET status='Running', start_time=?, end_time=NULL, message='' WHERE account=? AND job=? AND run_id=?");
-    const prev = this.db.pragma('synchronous', { simple: true }) as number;
-    if (prev <= 1) return void st.run(startTime, account, job, runId); // already OFF or NORMAL
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      st.run(startTime, account, job, runId);
-    } finally {
-      this.db.pragma(`synchronous = ${prev}`);
-    }
+    this.wal.write(() => st.run(startTime, account, job, runId));
+  }
+  /**
+   * The terminal status of a run: committed at once (readers see it), and
+   * durable when the promise resolves, through a group fsync of the WAL on a
+   * sync thread shared by the runs that end together (decision 020) rather
+   * than one blocking fsync per run.
+   */
+  finishRun(account: string, job: string, runId: number, fields: { status: RunRow['status']; endTime: number; message: string }): Promise<void> {
+    const st = this.st('UPDATE offline_runs SET status=?, end_time=?, message=? WHERE account=? AND job=? AND run_id=?');
+    return this.wal.commit(() => st.run(fields.status, fields.endTime, fields.message, account, job, runId));
   }
   history(account: string, job: string, q: HistoryQuery): { total: number; runs: RunRow[] } {
     const where = ['account=?', 'job=?'];
