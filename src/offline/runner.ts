@@ -221,6 +221,7 @@ export class JobRunner {
     let rows = 0;
     let sql = '';
     let checked = false; // the SQL passed checkQuery on this run's views
+    let clean = false; // the connection holds nothing of this run (no views, no temp table) and was not interrupted
     const views = tables.map((t) => `CREATE OR REPLACE TEMP VIEW ${quoteIdent(t.name)} AS ${t.select}`);
     try {
       const conn = box.conn;
@@ -256,6 +257,7 @@ export class JobRunner {
         rows = se.result.rows;
       }
       control.check();
+      clean = !checked && targets <= 1;
     } catch (err) {
       await Promise.all(staged.map((s) => s.abort()));
       await rm(outStaging, { recursive: true, force: true });
@@ -270,7 +272,7 @@ export class JobRunner {
     } finally {
       clearTimeout(timer);
       control.detach();
-      await box.close();
+      await box.close({ reuse: clean && !control.cancelled && !control.timedOut });
     }
 
     // Publish: each export's files appear in one rename (overwrite) or file by file (append); on S3 see s3export.ts.

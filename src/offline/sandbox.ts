@@ -23,7 +23,12 @@ export interface SandboxOptions {
 
 export interface Sandbox {
   conn: DuckDBConnection;
-  close(): Promise<void>;
+  /**
+   * Done with the connection. `reuse`: the run succeeded and left nothing
+   * on the connection (no temp views or tables, no interrupt), so a warm
+   * instance may hand it to the account's next run.
+   */
+  close(opts?: { reuse?: boolean }): Promise<void>;
 }
 
 /** Opens a sandboxed in-memory instance. */
