@@ -1,7 +1,8 @@
 /** Run failures a user must be able to read from the history: engine errors, out of memory, missing upstream output. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fresh } from './helpers.ts';
+import { rmSync } from 'node:fs';
+import { fresh, tmpDir } from './helpers.ts';
 import { jsonl, ManualClock, ok, putObject, startOffline, type OfflineServer } from './offline-helpers.ts';
 
 describe('offline run failure messages', () => {
@@ -116,4 +117,34 @@ describe('offline run concurrency', () => {
       await s.close();
     }
   });
+
+  it('on shutdown fails the running batch as interrupted, starts none of the queued ones, and fails those at the next start', async () => {
+    const dir = tmpDir();
+    const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'));
+    const s = await startOffline({ offlineSlots: 1 }, { clock, dir });
+    const b = fresh('bkt').replaceAll('_', '-');
+    putObject(s, b, 'a.json', jsonl([{ n: 1 }]));
+    await ok(s, 'POST', '/v2/datasources/d', { type: 'kodo', spec: { bucket: b, fileType: 'json' } });
+    const slow = { srcs: [{ name: 'd', type: 'datasource', tableName: 't' }], computation: { code: 'SELECT sum(hash(range + n)) AS h FROM t, range(100000000000)' }, scheduler: { type: 'manual' } };
+    await ok(s, 'POST', '/v2/jobs/slow', slow);
+    await ok(s, 'POST', '/v2/jobs/queued', { ...slow, computation: { code: 'SELECT n FROM t' } });
+    await ok(s, 'POST', '/v2/jobs/slow/actions/start');
+    await ok(s, 'POST', '/v2/jobs/queued/actions/start');
+    const status = async (srv: OfflineServer, job: string): Promise<{ status: string; message: string }> => (await ok(srv, 'GET', `/v2/jobs/${job}/history?runId=-1`)).history[0];
+    while ((await status(s, 'slow')).status !== 'Running') await new Promise((r) => setImmediate(r));
+    await s.close();
+    const s2 = await startOffline({ offlineSlots: 1 }, { clock, dir });
+    try {
+      const slowRun = await status(s2, 'slow');
+      assert.equal(slowRun.status, 'Failed');
+      assert.match(slowRun.message, /shut down|stopped during this run/);
+      const queuedRun = await status(s2, 'queued');
+      assert.equal(queuedRun.status, 'Failed', 'the queued batch never ran');
+      assert.match(queuedRun.message, /before this batch started/);
+    } finally {
+      await s2.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+

@@ -183,6 +183,8 @@ export class Scheduler {
     this.running.set(k, { runId, control, done });
     let status: RunRow['status'] = 'Failed';
     try {
+      // A batch that waited for its slot through a shutdown stays Ready (failed as such at the next start).
+      if (this.closed) return;
       const job = this.store.getJob(account, jobName);
       run = this.store.getRun(account, jobName, runId);
       if (!job || !run || run.status !== 'Ready') return;
@@ -206,7 +208,7 @@ export class Scheduler {
       release();
       await durable;
       // Dependents start only from a success that survives a crash.
-      if (status === 'Successful') this.triggerDependents(account, jobName, run);
+      if (status === 'Successful' && !this.closed) this.triggerDependents(account, jobName, run);
       if (job.spec.scheduler.type === 'loop' && parseLoop(job.spec.scheduler.spec?.loop) === 0 && !this.closed) {
         const cur = this.store.getJob(account, jobName);
         if (cur && !cur.paused) {
@@ -332,5 +334,8 @@ export class Scheduler {
     const running = [...this.running.values()];
     for (const r of running) r.control.cancel();
     await Promise.all(running.map((r) => r.done));
+    // Runs that ended just before still wait for their status's fsync, and queued batches for a
+    // slot (they return at once now): the store must outlive them all.
+    await this.idle();
   }
 }
