@@ -14,8 +14,7 @@
  * listed in the manifest or carry another tag, so they are never touched.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import type { FastifyBaseLogger } from 'fastify';
@@ -82,18 +81,19 @@ export class S3PendingJournal {
   async begin(p: PendingPublish): Promise<Entry> {
     const e: Entry = { id: randomUUID(), ...p };
     await mkdir(this.dir, { recursive: true });
-    const fd = openSync(path.join(this.dir, `${e.id}.json`), 'wx', 0o600);
+    // On the thread pool, not the event loop: two fsyncs, ~5 ms on this machine.
+    const fh = await open(path.join(this.dir, `${e.id}.json`), 'wx', 0o600);
     try {
-      writeSync(fd, JSON.stringify(e));
-      fsyncSync(fd);
+      await fh.writeFile(JSON.stringify(e));
+      await fh.sync();
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
-    const dfd = openSync(this.dir, 'r');
+    const dh = await open(this.dir, 'r');
     try {
-      fsyncSync(dfd);
+      await dh.sync();
     } finally {
-      closeSync(dfd);
+      await dh.close();
     }
     this.live.add(e.id);
     return e;
