@@ -55,9 +55,9 @@ export function spawnServer(dir: string, env: Record<string, string> = {}): Spaw
       reject(new Error(`server exited (${code}): ${out}`));
     });
   });
-  base.catch(() => undefined); // observed by whoever awaits it; not an unhandled rejection otherwise
+  void base.catch(() => undefined); // observed by whoever awaits it; not an unhandled rejection otherwise
   const port = base.then((b) => Number(new URL(b).port));
-  port.catch(() => undefined);
+  void port.catch(() => undefined);
   const call = async (method: string, path: string, body?: string, contentType = 'application/json') => {
     const headers: Record<string, string> = { date: new Date().toUTCString() };
     if (body !== undefined) headers['content-type'] = contentType;
