@@ -19,7 +19,7 @@ import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.ts';
-import { NoSuchKeyError, objectStoreFor, type ObjectStore } from '../objectstore/index.ts';
+import { NoSuchBucketError, NoSuchKeyError, objectStoreFor, type ObjectStore } from '../objectstore/index.ts';
 import { PENDING_MARKER, SUCCESS_MARKER } from './s3sources.ts';
 
 
@@ -128,7 +128,10 @@ export class S3PendingJournal {
       }
       if (this.live.has(e.id) || !which(e)) continue;
       try {
-        const removed = await takeBack(objectStoreFor(this.config), e);
+        const removed = await takeBack(objectStoreFor(this.config), e).catch((err: unknown) => {
+          if (err instanceof NoSuchBucketError) return 0; // the bucket is gone, and the leftovers with it
+          throw err;
+        });
         await unlink(path.join(this.dir, n)).catch(() => undefined);
         this.log?.warn({ bucket: e.bucket, folder: e.folder, job: e.job, export: e.export, runId: e.runId, removed }, 'removed the objects of an S3 job export publish cut off by a restart');
       } catch (err) {
