@@ -3,42 +3,13 @@
  * clients push; after restart every acknowledged point is read back intact.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { request } from 'undici';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { decodeLine } from '../src/ingest/points.ts';
-import { AK, SK, signRequest, tmpDir } from './helpers.ts';
-
-const ROOT = new URL('..', import.meta.url).pathname;
-
-async function startChild(dir: string): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PIPELINE_PORT: '0', PIPELINE_DATA_DIR: dir, PIPELINE_ACCESS_KEY: AK, PIPELINE_SECRET_KEY: SK, PIPELINE_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const base = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening at (http:\/\/[^"\s]+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1] as string); }
-    });
-    child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}: ${out}`)); });
-  });
-  return { child, base };
-}
-
-async function signed(base: string, method: string, path: string, body: string, contentType: string) {
-  const headers: Record<string, string> = { 'content-type': contentType, date: new Date().toUTCString() };
-  headers.authorization = `Pandora ${AK}:${signRequest(SK, method, path, headers)}`;
-  return request(base + path, { method: method as 'POST', headers, body });
-}
+import { AK, SK, tmpDir } from './helpers.ts';
+import { spawnServer } from './spawn.ts';
 
 describe('crash safety', () => {
   const dir = tmpDir();
@@ -48,10 +19,11 @@ describe('crash safety', () => {
     const acked = new Map<string, string>(); // id -> line
     let seq = 0;
     for (let round = 0; round < 4; round++) {
-      const { child, base } = await startChild(dir);
+      const s = spawnServer(dir);
+      await s.base;
       if (round === 0) {
-        const res = await signed(base, 'POST', '/v2/repos/crashy', JSON.stringify({ region: 'nb', schema: [{ key: 'id', valtype: 'string', required: true }, { key: 'n', valtype: 'long' }, { key: 'pad', valtype: 'string' }] }), 'application/json');
-        assert.equal(res.statusCode, 200, await res.body.text());
+        const res = await s.call('POST', '/v2/repos/crashy', JSON.stringify({ region: 'nb', schema: [{ key: 'id', valtype: 'string', required: true }, { key: 'n', valtype: 'long' }, { key: 'pad', valtype: 'string' }] }));
+        assert.equal(res.status, 200, res.body);
       }
       let stop = false;
       const worker = async (): Promise<void> => {
@@ -60,9 +32,8 @@ describe('crash safety', () => {
           const size = 1 + Math.floor(Math.random() * 2000);
           for (let i = 0; i < size; i++) lines.push(`id=r${round}-${seq++}\tn=${seq}\tpad=${'x'.repeat(40)}`);
           try {
-            const res = await signed(base, 'POST', '/v2/repos/crashy/data', lines.join('\n'), 'text/plain');
-            await res.body.text();
-            if (res.statusCode === 200) for (const l of lines) acked.set(l.slice(3, l.indexOf('\t')), l);
+            const res = await s.call('POST', '/v2/repos/crashy/data', lines.join('\n'), 'text/plain');
+            if (res.status === 200) for (const l of lines) acked.set(l.slice(3, l.indexOf('\t')), l);
           } catch {
             return; // connection died with the server: not acknowledged
           }
@@ -70,10 +41,10 @@ describe('crash safety', () => {
       };
       const workers = Array.from({ length: 6 }, worker);
       await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
-      child.kill('SIGKILL');
+      s.child.kill('SIGKILL');
       stop = true;
       await Promise.all(workers);
-      await new Promise((r) => child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r));
+      await s.exited;
     }
     assert.ok(acked.size > 1000, `only ${acked.size} points acknowledged`);
 

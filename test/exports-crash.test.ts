@@ -11,7 +11,8 @@ import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { spawnServer } from './exports-helpers.ts';
+import { waitFor } from './exports-helpers.ts';
+import { spawnServer } from './spawn.ts';
 import { tmpDir } from './helpers.ts';
 
 const BATCH = 500;
@@ -150,13 +151,7 @@ describe('http export crash safety', () => {
       srv = spawnServer(dir2, ENV);
       await srv.base;
       assert.equal((await srv.call('POST', '/v2/repos/src/data', body(10_000, 2000), 'text/plain')).status, 200);
-      const t0 = Date.now();
-      for (;;) {
-        const st = JSON.parse((await srv.call('GET', '/v2/repos/src/exports/out')).body).status;
-        if (st.lag.points === 0) break;
-        if (Date.now() - t0 > 20_000) throw new Error(`export did not catch up: ${JSON.stringify(st)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(async () => JSON.parse((await srv.call('GET', '/v2/repos/src/exports/out')).body).status.lag.points === 0, 'the export to catch up', 20_000);
       srv.child.kill('SIGTERM');
       await srv.exited;
     } finally {

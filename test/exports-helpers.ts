@@ -1,9 +1,7 @@
 /** Helpers of the export tests: a real HTTP receiver on a free port, and waiting on export status. */
-import { spawn } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { request } from 'undici';
-import { AK, SK, signRequest, type TestServer } from './helpers.ts';
+import type { TestServer } from './helpers.ts';
 
 export interface Received {
   method: string;
@@ -69,35 +67,4 @@ export async function getExport(s: TestServer, repo: string, name: string): Prom
   const res = await s.call({ method: 'GET', url: `/v2/repos/${repo}/exports/${name}` });
   if (res.statusCode !== 200) throw new Error(`GET export ${repo}/${name}: ${res.statusCode} ${res.body}`);
   return JSON.parse(res.body);
-}
-
-const ROOT = new URL('..', import.meta.url).pathname;
-
-/** The real server as a child process (src/main.ts with tsx) on a free port, for crash and process-level tests. */
-export function spawnServer(dir: string, env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PIPELINE_PORT: '0', PIPELINE_DATA_DIR: dir, PIPELINE_ACCESS_KEY: AK, PIPELINE_SECRET_KEY: SK, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const base = new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening at (http:\/\/[^"\s]+)/.exec(out);
-      if (m) resolve(m[1] as string);
-    });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    void exited.then(() => reject(new Error(`server exited: ${out}`)));
-  });
-  /** A signed request to the child. */
-  const call = async (method: string, path: string, body?: string, contentType = 'application/json') => {
-    const headers: Record<string, string> = { date: new Date().toUTCString() };
-    if (body !== undefined) headers['content-type'] = contentType;
-    headers.authorization = `Pandora ${AK}:${signRequest(SK, method, path, headers)}`;
-    const res = await request((await base) + path, { method: method as 'GET', headers, body });
-    return { status: res.statusCode, body: await res.body.text() };
-  };
-  return { child, base, exited, call };
 }

@@ -12,7 +12,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fresh, makeRepo, push, startServer, tmpDir } from './helpers.ts';
-import { getExport, spawnServer, waitFor } from './exports-helpers.ts';
+import { getExport, waitFor } from './exports-helpers.ts';
+import { spawnServer } from './spawn.ts';
 
 describe('https export targets', () => {
   const dir = tmpDir();

@@ -6,43 +6,12 @@
  * in exactly one file, no object overlaps another, no temp file is left.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { request } from 'undici';
-import { AK, SK, signRequest, tmpDir } from './helpers.ts';
-
-const ROOT = new URL('..', import.meta.url).pathname;
-
-function server(dir: string, env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PIPELINE_PORT: '0', PIPELINE_DATA_DIR: dir, PIPELINE_ACCESS_KEY: AK, PIPELINE_SECRET_KEY: SK, PIPELINE_EXPORT_BATCH: '300', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const base = new Promise<string>((resolve, reject) => {
-    let out = '';
-    const seen = (d: Buffer): void => {
-      out += d.toString();
-      const m = /listening at (http:\/\/[^"\s]+)/.exec(out);
-      if (m) resolve(m[1] as string);
-    };
-    child.stdout.on('data', seen);
-    child.stderr.on('data', seen);
-    void exited.then(() => reject(new Error(`server exited: ${out}`)));
-  });
-  return { child, base, exited };
-}
-
-async function signed(base: string, method: string, urlPath: string, body?: string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
-  const headers: Record<string, string> = { date: new Date().toUTCString() };
-  if (body !== undefined) headers['content-type'] = contentType;
-  headers.authorization = `Pandora ${AK}:${signRequest(SK, method, urlPath, headers)}`;
-  const res = await request(base + urlPath, { method: method as 'GET', headers, body });
-  return { status: res.statusCode, body: await res.body.text() };
-}
+import { tmpDir } from './helpers.ts';
+import { waitFor } from './exports-helpers.ts';
+import { spawnServer } from './spawn.ts';
 
 describe('kodo export crash safety', () => {
   const dir = tmpDir();
@@ -54,13 +23,13 @@ describe('kodo export crash safety', () => {
     // Ids 10000.. make every json line 13 bytes ({"id":10000} + newline): files close at exactly PER_FILE records.
     const spec = { bucket: 'crash', keyPrefix: 'out/', format: 'json', rotateStrategy: 'size', rotateSize: 13 * PER_FILE, fields: { id: '#id' } };
     const bucket = path.join(dir, 'buckets', 'crash', 'out');
-    const a = server(dir, { PIPELINE_FAILPOINT: 'kodo-after-publish' });
+    const a = spawnServer(dir, { PIPELINE_EXPORT_BATCH: '300', PIPELINE_FAILPOINT: 'kodo-after-publish' });
     try {
-      const base = await a.base;
-      assert.equal((await signed(base, 'POST', '/v2/repos/src', JSON.stringify({ region: 'nb', schema: [{ key: 'id', valtype: 'long' }] }))).status, 200);
+      await a.base;
+      assert.equal((await a.call('POST', '/v2/repos/src', JSON.stringify({ region: 'nb', schema: [{ key: 'id', valtype: 'long' }] }))).status, 200);
       const body = Array.from({ length: TOTAL }, (_v, i) => `id=${10000 + i}`).join('\n');
-      assert.equal((await signed(base, 'POST', '/v2/repos/src/data', body, 'text/plain')).status, 200);
-      assert.equal((await signed(base, 'POST', '/v2/repos/src/exports/tokodo', JSON.stringify({ type: 'kodo', spec }))).status, 200);
+      assert.equal((await a.call('POST', '/v2/repos/src/data', body, 'text/plain')).status, 200);
+      assert.equal((await a.call('POST', '/v2/repos/src/exports/tokodo', JSON.stringify({ type: 'kodo', spec }))).status, 200);
       await a.exited;
     } finally {
       a.child.kill('SIGKILL');
@@ -70,16 +39,10 @@ describe('kodo export crash safety', () => {
     assert.equal(first.length, 1, 'the first file was published before the kill');
     assert.match(first[0] as string, /_0-249\.json$/);
 
-    const b = server(dir, {});
+    const b = spawnServer(dir, { PIPELINE_EXPORT_BATCH: '300' });
     try {
-      const base = await b.base;
-      const t0 = Date.now();
-      for (;;) {
-        const st = JSON.parse((await signed(base, 'GET', '/v2/repos/src/exports/tokodo')).body).status;
-        if (st.lag.points === 0) break;
-        if (Date.now() - t0 > 30_000) throw new Error(`export did not catch up: ${JSON.stringify(st)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await b.base;
+      await waitFor(async () => JSON.parse((await b.call('GET', '/v2/repos/src/exports/tokodo')).body).status.lag.points === 0, 'the export to catch up', 30_000);
     } finally {
       b.child.kill('SIGTERM');
       await b.exited;

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startMongoStandin, type MongoStandin } from './fixtures/mongo-standin.ts';
-import { getExport, spawnServer, waitFor } from './exports-helpers.ts';
+import { getExport, waitFor } from './exports-helpers.ts';
+import { spawnServer } from './spawn.ts';
 import { errorCode, fresh, makeRepo, push, startServer, tmpDir, type TestServer } from './helpers.ts';
 
 const SCHEMA = [

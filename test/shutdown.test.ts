@@ -4,60 +4,15 @@
  * restart; the shutdown timeout and a second signal bound the wait.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { signRequest, tmpDir } from './helpers.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const AK = 'shutdown-access-key';
-const SK = 'shutdown-secret-key-0123456789';
-
-interface Server {
-  child: ChildProcess;
-  port: number;
-  exited: Promise<number | null>;
-  log: () => string;
-}
-
-/** Starts src/main.ts on a free port (PIPELINE_PORT=0; the port is read from its log). */
-async function startProcess(dataDir: string, env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PIPELINE_PORT: '0', PIPELINE_DATA_DIR: dataDir, PIPELINE_ACCESS_KEY: AK, PIPELINE_SECRET_KEY: SK, PIPELINE_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += String(d)));
-  child.stderr!.on('data', (d) => (out += String(d)));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearInterval(timer);
-        resolve(Number(m[1]));
-      }
-    }, 50);
-    void exited.then(() => {
-      clearInterval(timer);
-      reject(new Error(`server exited before listening:\n${out}`));
-    });
-  });
-  return { child, port, exited, log: () => out };
-}
+import { AK, SK, signRequest, tmpDir } from './helpers.ts';
+import { spawnServer } from './spawn.ts';
 
 function signed(method: string, url: string, contentType = ''): Record<string, string> {
   const h: Record<string, string> = { date: new Date().toUTCString(), ...(contentType ? { 'content-type': contentType } : {}) };
   return { ...h, authorization: `Pandora ${AK}:${signRequest(SK, method, url, h)}` };
-}
-
-async function request(port: number, method: string, url: string, body?: string, contentType = ''): Promise<{ status: number; text: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${url}`, { method, headers: signed(method, url, contentType), body });
-  return { status: res.status, text: await res.text() };
 }
 
 /** Opens a push whose body arrives in two parts; returns a function sending the rest and the promise of the raw answer. */
@@ -91,26 +46,28 @@ describe('shutdown', () => {
   it('answers a push in flight during SIGTERM with 200, refuses new connections, and keeps its points across the restart', async () => {
     const dir = tmpDir();
     dirs.push(dir);
-    const s = await startProcess(dir);
+    const s = spawnServer(dir);
+    const port = await s.port;
     const repo = 'shutdown_repo';
-    const created = await request(s.port, 'POST', `/v2/repos/${repo}`, JSON.stringify({ region: 'nb', schema: [{ key: 'n', valtype: 'long' }] }), 'application/json');
-    assert.equal(created.status, 200, created.text);
+    const created = await s.call('POST', `/v2/repos/${repo}`, JSON.stringify({ region: 'nb', schema: [{ key: 'n', valtype: 'long' }] }));
+    assert.equal(created.status, 200, created.body);
     const body = Array.from({ length: 2000 }, (_, i) => `n=${i}`).join('\n');
-    const inflight = slowPush(s.port, `/v2/repos/${repo}/data`, body);
+    const inflight = slowPush(port, `/v2/repos/${repo}/data`, body);
     await new Promise((r) => setTimeout(r, 300));
     s.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     // Not accepting any more: a new connection is refused while the push is still open.
-    await assert.rejects(fetch(`http://127.0.0.1:${s.port}/health`));
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
     inflight.sendRest();
     const answer = await inflight.answer;
     assert.match(answer, /^HTTP\/1\.1 200 /, answer + s.log());
     assert.equal(await s.exited, 0, s.log());
 
-    const again = await startProcess(dir);
+    const again = spawnServer(dir);
+    await again.base;
     try {
-      const got = await request(again.port, 'GET', `/v2/repos/${repo}`);
-      assert.equal(JSON.parse(got.text).stats.points, 2000, got.text);
+      const got = await again.call('GET', `/v2/repos/${repo}`);
+      assert.equal(JSON.parse(got.body).stats.points, 2000, got.body);
     } finally {
       again.child.kill('SIGTERM');
       assert.equal(await again.exited, 0);
@@ -120,10 +77,10 @@ describe('shutdown', () => {
   it('cuts a request still running at PIPELINE_SHUTDOWN_TIMEOUT and exits; a second signal exits at once', async () => {
     const dir = tmpDir();
     dirs.push(dir);
-    const s = await startProcess(dir, { PIPELINE_SHUTDOWN_TIMEOUT: '1s' });
+    const s = spawnServer(dir, { PIPELINE_SHUTDOWN_TIMEOUT: '1s' });
     const repo = 'stuck_repo';
-    await request(s.port, 'POST', `/v2/repos/${repo}`, JSON.stringify({ region: 'nb', schema: [{ key: 'n', valtype: 'long' }] }), 'application/json');
-    const stuck = slowPush(s.port, `/v2/repos/${repo}/data`, 'n=1\nn=2\nn=3\nn=4');
+    await s.call('POST', `/v2/repos/${repo}`, JSON.stringify({ region: 'nb', schema: [{ key: 'n', valtype: 'long' }] }));
+    const stuck = slowPush(await s.port, `/v2/repos/${repo}/data`, 'n=1\nn=2\nn=3\nn=4');
     await new Promise((r) => setTimeout(r, 200));
     const t0 = Date.now();
     s.child.kill('SIGTERM');
@@ -132,8 +89,8 @@ describe('shutdown', () => {
     assert.ok(took >= 900 && took < 8000, `exited after ${took} ms`);
     assert.doesNotMatch(await stuck.answer, /^HTTP\/1\.1 200/);
 
-    const t = await startProcess(dir, { PIPELINE_SHUTDOWN_TIMEOUT: '60s' });
-    const stuck2 = slowPush(t.port, `/v2/repos/${repo}/data`, 'n=1\nn=2');
+    const t = spawnServer(dir, { PIPELINE_SHUTDOWN_TIMEOUT: '60s' });
+    const stuck2 = slowPush(await t.port, `/v2/repos/${repo}/data`, 'n=1\nn=2');
     await new Promise((r) => setTimeout(r, 200));
     const t1 = Date.now();
     t.child.kill('SIGTERM');

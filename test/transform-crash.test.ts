@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { spawnServer } from './exports-helpers.ts';
+import { spawnServer } from './spawn.ts';
 import { AK, SK, tmpDir } from './helpers.ts';
 
 async function waitFor(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {

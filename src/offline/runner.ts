@@ -20,6 +20,7 @@ import { expand, formatTime, variableValues, variablesIn } from './magic.ts';
 import { bucketRoot, checkRelative } from './paths.ts';
 import type { AccountEngines } from './engines.ts';
 import { S3StagedExport } from './s3export.ts';
+import type { S3PendingJournal } from './s3pending.ts';
 import { FetchArea, onS3, sourceFiles } from './s3sources.ts';
 import { describeLocation, readSql } from './sources.ts';
 import type { JobRow, RunRow } from './store.ts';
@@ -105,6 +106,8 @@ export class JobRunner {
     private readonly jobs: JobService,
     private readonly timeoutMs: number,
     private readonly engines: AccountEngines,
+    /** Journal of S3 publishes in progress (s3pending.ts). */
+    private readonly journal: S3PendingJournal,
   ) {}
 
   /** Executes a run; returns the success message or throws RunFailure / RunCancelled. */
@@ -187,7 +190,7 @@ export class JobRunner {
       const single = (eff.scheduler.type === 'once' || eff.scheduler.type === 'manual') && spec.partitionBy.length === 0 && spec.fileCount === 1 && spec.keyPrefix !== '' && !spec.keyPrefix.endsWith('/');
       const shown = spec.type === 'kodo' ? `kodo://${spec.bucket}/${key}` : `hdfs:///${key}`;
       const target = { name: e.name, root, key, singleFile: single, runId: run.runId, shown };
-      const se = spec.type === 'kodo' && onS3(config) ? new S3StagedExport(config, spec, target) : new StagedExport(spec, target);
+      const se = spec.type === 'kodo' && onS3(config) ? new S3StagedExport(config, spec, target, this.journal, { account, job: job.name }) : new StagedExport(spec, target);
       try {
         if ((await se.precheck()) === 'skip') {
           staged.push(se);

@@ -12,6 +12,10 @@
  *    naming every key of the output (append: the old ones plus the new);
  * 4. overwrite deletes the previous keys only now, then `_PENDING` goes.
  *
+ * A journal entry (s3pending.ts) covers steps 1-4, so that a publish cut off
+ * by a crash is taken back at the next start or before the next publish to
+ * the same folder: its own objects, recognised by the tag in their names.
+ *
  * Readers of this server (kodo datasources, s3sources.ts) read below a
  * marked folder only the keys of its manifest, so they see the old output or
  * the new one, never a mix. Other readers see `_SUCCESS` as the Hadoop
@@ -25,6 +29,7 @@ import type { Config } from '../config.ts';
 import { listAll, StagedExport, type ExportTarget } from './exportwriter.ts';
 import type { JobExportSpec } from './exportspec.ts';
 import { PENDING_MARKER, SUCCESS_MARKER } from './s3sources.ts';
+import type { S3PendingJournal } from './s3pending.ts';
 
 const UPLOAD_PARALLEL = 4;
 
@@ -32,8 +37,12 @@ export class S3StagedExport extends StagedExport {
   private readonly store: ObjectStore;
   private readonly bucket: string;
 
-  /** `target.root` is a local folder for staging only; `target.key` is the key prefix in `bucket`. */
-  constructor(config: Config, spec: JobExportSpec, target: ExportTarget) {
+  /**
+   * `target.root` is a local folder for staging only; `target.key` is the key
+   * prefix in `bucket`; `journal` records the publish while it runs, for
+   * recovery after a crash; `owner` names the run's account and job in it.
+   */
+  constructor(config: Config, spec: JobExportSpec, target: ExportTarget, private readonly journal: S3PendingJournal, private readonly owner: { account: string; job: string }) {
     super(spec, target);
     this.store = objectStoreFor(config);
     this.bucket = spec.bucket as string;
@@ -68,6 +77,8 @@ export class S3StagedExport extends StagedExport {
       return;
     }
     const folder = this.folder;
+    // What a crashed publish left in this folder goes first (s3pending.ts).
+    await this.journal.settle(this.bucket, folder);
     const before = (await this.keysUnder(folder)).filter((k) => !isMarker(folder, k));
     const old = this.spec.saveMode === 'append' ? await this.manifest(before) : [];
     const tag = `run${this.target.runId}-${randomBytes(3).toString('hex')}`;
@@ -76,8 +87,11 @@ export class S3StagedExport extends StagedExport {
       const name = rel.pop() as string;
       return { file: f, rel: [...rel, `${tag}-${name}`].join('/') };
     });
-    await this.store.put(this.bucket, folder + PENDING_MARKER, JSON.stringify({ runId: this.target.runId, started: new Date().toISOString() }));
+    const entry = await this.journal.begin({ bucket: this.bucket, folder, tag, saveMode: this.spec.saveMode, export: this.target.name, runId: this.target.runId, ...this.owner });
+    const marker = { runId: this.target.runId, tag, job: this.owner.job, export: this.target.name };
+    let published = false;
     try {
+      await this.store.put(this.bucket, folder + PENDING_MARKER, JSON.stringify({ ...marker, started: new Date().toISOString() }));
       let next = 0;
       const worker = async (): Promise<void> => {
         for (let i = next++; i < fresh.length; i = next++) {
@@ -87,15 +101,19 @@ export class S3StagedExport extends StagedExport {
       };
       await Promise.all(Array.from({ length: Math.min(UPLOAD_PARALLEL, fresh.length) }, worker));
       const keys = [...old, ...fresh.map((f) => f.rel)];
-      await this.store.put(this.bucket, folder + SUCCESS_MARKER, JSON.stringify({ runId: this.target.runId, written: new Date().toISOString(), keys }));
+      await this.store.put(this.bucket, folder + SUCCESS_MARKER, JSON.stringify({ ...marker, written: new Date().toISOString(), keys }));
+      published = true;
+      if (this.spec.saveMode !== 'append') await this.store.delete(this.bucket, before);
+      await this.store.delete(this.bucket, [folder + PENDING_MARKER]);
     } catch (err) {
-      // Nothing was published: take back what went up, leave the previous output as it was.
-      await this.store.delete(this.bucket, fresh.map((f) => folder + f.rel)).catch(() => undefined);
-      await this.store.delete(this.bucket, [folder + PENDING_MARKER]).catch(() => undefined);
+      // Not published: take back what went up, leave the previous output as it was. Published but not
+      // finished (old keys or _PENDING still there): the journal entry lets recovery finish it.
+      const undone = !published && (await this.store.delete(this.bucket, [...fresh.map((f) => folder + f.rel), folder + PENDING_MARKER]).then(() => true, () => false));
+      if (undone) await this.journal.end(entry);
+      else this.journal.release(entry);
       throw err;
     }
-    if (this.spec.saveMode !== 'append') await this.store.delete(this.bucket, before);
-    await this.store.delete(this.bucket, [folder + PENDING_MARKER]);
+    await this.journal.end(entry);
     await this.abort();
   }
 

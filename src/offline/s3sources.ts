@@ -25,7 +25,7 @@ import { matchFiles, type SourceFile, type SourceSpec } from './sources.ts';
 
 /** Written by an S3 job export before its first upload; removed after its manifest. */
 export const PENDING_MARKER = '_PENDING';
-/** Written by an S3 job export after every data file: `{runId, keys}` with keys relative to its folder. */
+/** Written by an S3 job export after every data file: `{runId, tag, job, export, written, keys}` with keys relative to its folder. */
 export const SUCCESS_MARKER = '_SUCCESS';
 
 /** Downloads at once per run. */

@@ -17,6 +17,7 @@ import { JobService } from './jobs.ts';
 import { AccountEngines } from './engines.ts';
 import { JobRunner, outputFile } from './runner.ts';
 import { Scheduler, type Clock } from './scheduler.ts';
+import { S3PendingJournal } from './s3pending.ts';
 import { OfflineStore, type JobRow } from './store.ts';
 import { VariableService } from './variables.ts';
 
@@ -40,6 +41,9 @@ export class OfflineService {
   /** Warm sandboxed DuckDB instances, one per account (engines.ts). */
   readonly engines: AccountEngines;
   readonly scheduler: Scheduler;
+  /** S3 job-export publishes in progress; those a crash cut off are taken back at start. */
+  readonly s3Pending: S3PendingJournal;
+  private recovery: Promise<void> = Promise.resolve();
 
   constructor(opts: OfflineOptions) {
     const { config } = opts;
@@ -61,16 +65,23 @@ export class OfflineService {
     this.exports = new JobExportService(this.deps, this.jobs);
     this.variables = new VariableService(this.store, config.timezone);
     this.engines = new AccountEngines(config, this.deps.tmpDir, path.join(config.dataDir, 'offline', 'output'), config.sqlMemory, config.sqlThreads);
-    this.runner = new JobRunner(this.deps, this.jobs, config.offlineTimeoutMs, this.engines);
+    this.s3Pending = new S3PendingJournal(config, opts.log);
+    this.runner = new JobRunner(this.deps, this.jobs, config.offlineTimeoutMs, this.engines, this.s3Pending);
     this.scheduler = new Scheduler({
       store: this.store, jobs: this.jobs, runner: this.runner, timezone: config.timezone,
       slots: config.offlineSlots, clock: opts.clock, log: opts.log,
     });
   }
 
-  /** Removes what runs cut off by a crash left staged, marks those runs Failed and arms the schedules. */
+  /**
+   * Removes what runs cut off by a crash left staged, marks those runs Failed
+   * and arms the schedules. Their unfinished S3 publishes are taken back in
+   * the background (S3 may be slow or down; a publish to the same folder
+   * waits for it).
+   */
   start(): void {
     sweepStaging(this.deps.config);
+    this.recovery = this.s3Pending.recoverAll();
     this.scheduler.start();
   }
 
@@ -104,6 +115,7 @@ export class OfflineService {
 
   async close(): Promise<void> {
     await this.scheduler.close();
+    await this.recovery;
     await this.engines.close();
   }
 }
