@@ -52,6 +52,42 @@ describe('offline job exports and source file types', () => {
     assert.equal(readFileSync(path.join(s.config.bucketsDir, out, 'txt', '2026-05-06-07-08-09', 'part-00000.txt'), 'utf8'), '1\tone\n2\ttwo\n');
   });
 
+  it('writes every format partitioned and split into fileCount files, the partition columns in the folder names only', async () => {
+    const b = bucket();
+    putObject(s, b, 'a.json', jsonl([1, 2, 3, 4, 5, 6].map((n) => ({ n, host: n % 2 ? 'web-1' : 'db "2"', note: `line\t${n}` }))));
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: b, fileType: 'json' } });
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT host, n, note FROM t' }, scheduler: { type: 'manual' } });
+    const out = bucket();
+    for (const format of ['json', 'csv', 'text', 'parquet']) {
+      for (const compression of format === 'parquet' ? ['snappy'] : ['none', 'gzip']) {
+        await ok(s, 'POST', `/v2/jobs/${job}/exports/${format}_${compression}`, { type: 'kodo', spec: { bucket: out, keyPrefix: `${format}-${compression}/`, format, compression, partitionBy: ['host'], fileCount: 2 } });
+      }
+    }
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    const read = (f: string): string => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)).toString() : readFileSync(f, 'utf8'));
+    for (const format of ['json', 'csv', 'text']) {
+      for (const compression of ['none', 'gzip']) {
+        const root = path.join(s.config.bucketsDir, out, `${format}-${compression}`, '2026-05-06-07-08-09');
+        assert.deepEqual(readdirSync(root).sort(), ['host=db%20%222%22', 'host=web-1'].sort(), `${format} ${compression}: ${readdirSync(root)}`);
+        for (const [dir, ns] of [['host=web-1', [1, 3, 5]], ['host=db%20%222%22', [2, 4, 6]]] as const) {
+          const files = readdirSync(path.join(root, dir)).sort();
+          assert.equal(files.length, 2, `${format} ${compression} ${dir}: ${files}`);
+          assert.ok(files.every((f) => f.endsWith(compression === 'gzip' ? `.${format === 'text' ? 'txt' : format}.gz` : `.${format === 'text' ? 'txt' : format}`)), files.join());
+          const lines = files.flatMap((f) => read(path.join(root, dir, f)).split('\n').filter((l) => l !== '' && l !== 'n,note'));
+          const got = lines.map((l) => (format === 'json' ? JSON.stringify(JSON.parse(l)) : l)).sort();
+          const want = ns.map((n) => (format === 'json' ? JSON.stringify({ n, note: `line\t${n}` }) : format === 'csv' ? `${n},line\t${n}` : `${n}\tline\t${n}`)).sort();
+          assert.deepEqual(got, want, `${format} ${compression} ${dir}`);
+        }
+      }
+    }
+    const pq = path.join(s.config.bucketsDir, out, 'parquet-snappy', '2026-05-06-07-08-09');
+    const rows = await readRows(`SELECT host, n, note FROM read_parquet('${pq}/*/*.parquet', hive_partitioning=true) ORDER BY n`);
+    assert.deepEqual(rows.map((r) => [r.host, Number(r.n)]), [[ 'web-1', 1], ['db "2"', 2], ['web-1', 3], ['db "2"', 4], ['web-1', 5], ['db "2"', 6]]);
+  });
+
   it('honours saveMode append, errorIfExists and ignore', async () => {
     const b = bucket();
     putObject(s, b, 'a.json', jsonl([{ a: 1 }]));

@@ -75,20 +75,30 @@ export class StagedExport {
   async write(conn: DuckDBConnection, source: string): Promise<void> {
     const s = this.spec;
     await mkdir(this.out, { recursive: true });
-    const cols = s.fields.map((f) => (s.format === 'text' ? quoteIdent(f.col) : `${quoteIdent(f.col)} AS ${quoteIdent(f.out)}`));
-    let select = s.format === 'text'
-      ? `SELECT ${s.partitionBy.map((p) => `${quoteIdent(s.fields.find((f) => f.out === p)?.col ?? p)} AS ${quoteIdent(p)}, `).join('')}concat_ws(${quoteLiteral('\t')}, ${s.fields.filter((f) => !s.partitionBy.includes(f.out)).map((f) => `CAST(${quoteIdent(f.col)} AS VARCHAR)`).join(', ')}) AS "line" FROM ${source}`
-      : `SELECT ${cols.join(', ')} FROM ${source}`;
+    // text and json are written as one "line" column through the csv writer: DuckDB's own JSON
+    // COPY refuses PARTITION_BY, and builds the same to_json(struct) lines (byte-equal, tested).
+    const partCols = s.partitionBy.map((p) => `${quoteIdent(s.fields.find((f) => f.out === p)?.col ?? p)} AS ${quoteIdent(p)}, `).join('');
+    const body = s.fields.filter((f) => !s.partitionBy.includes(f.out));
+    let select: string;
+    if (s.format === 'text') {
+      select = `SELECT ${partCols}concat_ws(${quoteLiteral('\t')}, ${body.map((f) => `CAST(${quoteIdent(f.col)} AS VARCHAR)`).join(', ')}) AS "line" FROM ${source}`;
+    } else if (s.format === 'json') {
+      select = `SELECT ${partCols}to_json(struct_pack(${body.map((f) => `${quoteIdent(f.out)} := ${quoteIdent(f.col)}`).join(', ')})) AS "line" FROM ${source}`;
+    } else {
+      select = `SELECT ${s.fields.map((f) => `${quoteIdent(f.col)} AS ${quoteIdent(f.out)}`).join(', ')} FROM ${source}`;
+    }
     const parts = [...s.partitionBy];
     if (s.fileCount > 1) {
-      select = `SELECT *, (row_number() OVER () - 1) % ${s.fileCount} AS "__file" FROM (${select})`;
+      // Numbered within each partition, so every partition gets fileCount files (or one per row when fewer).
+      const over = s.partitionBy.length ? `PARTITION BY ${s.partitionBy.map(quoteIdent).join(', ')}` : '';
+      select = `SELECT *, (row_number() OVER (${over}) - 1) % ${s.fileCount} AS "__file" FROM (${select})`;
       parts.push('__file');
     }
     const opts: string[] = [];
     switch (s.format) {
       case 'parquet': opts.push('FORMAT parquet', `COMPRESSION ${s.compression}`); break;
-      case 'json': opts.push('FORMAT json', `COMPRESSION ${quoteLiteral(s.compression)}`); break;
       case 'csv': opts.push('FORMAT csv', `DELIMITER ${quoteLiteral(s.delimiter)}`, `HEADER ${s.containsHeader}`, `COMPRESSION ${quoteLiteral(s.compression)}`); break;
+      case 'json':
       case 'text': opts.push('FORMAT csv', 'HEADER false', "QUOTE ''", "ESCAPE ''", `DELIMITER ${quoteLiteral('\u0001')}`, `COMPRESSION ${quoteLiteral(s.compression)}`); break;
     }
     const ext = EXT[s.format] + (s.compression === 'gzip' && s.format !== 'parquet' ? '.gz' : '');
