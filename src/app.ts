@@ -34,6 +34,9 @@ import { PARSE_WORKER_MIN_BYTES, ParsePool } from './ingest/parse-pool.ts';
 import { createLogStore } from './storage/log/index.ts';
 import { MetaStore } from './storage/meta.ts';
 import { createLogger } from './telemetry/logger.ts';
+import { registerPipelineCollectors } from './telemetry/collectors.ts';
+import { Metrics } from './telemetry/metrics.ts';
+import { metricsRoutes, registerRequestMetrics } from './api/metrics.ts';
 
 export interface BuiltApp {
   app: FastifyInstance;
@@ -119,6 +122,9 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
   );
   const exportEngine = new ExportEngine({ meta, repos, config, capacity, log: app.log });
   repos.appended.push((account, repo) => exportEngine.notify(account, repo));
+  const metrics = new Metrics();
+  repos.pushed.push((account, repo, points, bytes) => metrics.pushed(account, repo, points, bytes));
+  repos.deleted.push((account, repo) => metrics.repoDeleted(account, repo));
   const ctx: AppContext = {
     config,
     accounts: new Accounts(accountList),
@@ -133,6 +139,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
     exports: new ExportService(meta, repos, exportEngine, config),
     exportEngine,
     log: app.log,
+    metrics,
     hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group), (account) => exportEngine.groupChanged(account)] },
   };
   if (swept) app.log.info({ swept }, 'removed logs of deleted repos');
@@ -141,6 +148,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
 
   let closing = false;
   registerHttp(app, ctx);
+  registerRequestMetrics(app, ctx);
   app.get('/health', async (_req, reply) => {
     try {
       if (closing) throw new Error('shutting down');
@@ -165,6 +173,13 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
   await app.register(async (scope) => jobRoutes(scope, ctx, offline));
   await app.register(async (scope) => variableRoutes(scope, ctx, offline));
   await app.register(async (scope) => batchRoutes(scope, ctx, offline));
+  await app.register(async (scope) => metricsRoutes(scope, ctx));
+  registerPipelineCollectors(metrics, {
+    transforms: () => runner.metrics(),
+    exports: () => exportEngine.metrics(),
+    scheduler: () => offline.scheduler.metrics(),
+    activeRuns: () => offline.store.activeRuns(),
+  });
   runner.start();
   exportEngine.start();
   offline.start();

@@ -84,6 +84,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Worker threads validating large push bodies (0 = on the main thread). */
   ingestWorkers: number;
+  /** Bearer token of GET /metrics ('' = no metrics endpoint: it answers 404). */
+  metricsToken: string;
 }
 
 /** Link-local networks and cloud metadata endpoints (AWS, GCP, Azure, Alibaba, Oracle): never an export target by default. */
@@ -141,6 +143,7 @@ export const CONFIG_KEYS = [
   ['exportAllow', 'PIPELINE_EXPORT_ALLOW', '', 'comma-separated CIDRs exports may connect to (empty = any address not denied)'],
   ['exportDeny', 'PIPELINE_EXPORT_DENY', DEFAULT_EXPORT_DENY, 'comma-separated CIDRs exports never connect to (default: link-local and cloud metadata)'],
   ['ingestWorkers', 'PIPELINE_INGEST_WORKERS', 'auto', 'worker threads that validate push bodies of 4MB and more, so they do not hold other requests (auto = cores - 1, at least 1; 0 = validate on the main thread)'],
+  ['metricsToken', 'PIPELINE_METRICS_TOKEN', '', 'bearer token of GET /metrics (Prometheus text; spans accounts, for the operator); unset = /metrics answers 404'],
   ['shutdownTimeout', 'PIPELINE_SHUTDOWN_TIMEOUT', '10s', 'on SIGTERM/SIGINT, how long requests in progress may take to finish (a second signal exits at once)'],
 ] as const;
 
@@ -318,7 +321,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     exportOutbound: { allow: cidrs('exportAllow'), deny: cidrs('exportDeny') },
     shutdownTimeoutMs: dur('shutdownTimeout'),
     ingestWorkers: str('ingestWorkers') === 'auto' ? Math.max(1, availableParallelism() - 1) : int('ingestWorkers', 0, 64),
+    metricsToken: str('metricsToken'),
   };
+  if (cfg.metricsToken && !/^[\x21-\x7e]{16,256}$/.test(cfg.metricsToken)) problems.push('metricsToken: 16 to 256 printable characters without spaces');
   if (cfg.exportBatchBytes < 1024) problems.push('exportBatchSize: at least 1KB');
   if (cfg.exportRetryMinMs < 1 || cfg.exportRetryMaxMs < cfg.exportRetryMinMs) problems.push('exportRetryMin must be at least 1ms and exportRetryMax at least exportRetryMin');
   if (!/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(cfg.sqlMemory)) problems.push(`sqlMemory: "${cfg.sqlMemory}" must be a size like 512MB or 2GB`);

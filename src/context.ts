@@ -5,6 +5,7 @@ import type { ExportEngine } from './exports/engine.ts';
 import type { ExportService } from './exports/service.ts';
 import type { LogStore } from './storage/log/types.ts';
 import type { MetaStore } from './storage/meta.ts';
+import type { Metrics } from './telemetry/metrics.ts';
 import type { GroupCapacity } from './services/capacity.ts';
 import type { PluginService } from './services/plugins.ts';
 import type { RepoService } from './services/repos.ts';
@@ -30,6 +31,8 @@ export interface AppContext {
   exports: ExportService;
   exportEngine: ExportEngine;
   log: FastifyBaseLogger;
+  /** Prometheus registry of this instance (GET /metrics). */
+  metrics: Metrics;
   /** Hooks later components (transform runner, exports) register for lifecycle events. */
   hooks: LifecycleHooks;
 }

@@ -11,11 +11,13 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Id of the authenticated account. */
     account: string;
+    /** E-code (or reason word) of the error answer, once one was sent; '' otherwise. */
+    errorCode: string;
   }
 }
 
-/** Paths served without authentication. */
-const PUBLIC = new Set(['/health']);
+/** Paths served without account authentication (/metrics checks the operator's token itself). */
+const PUBLIC = new Set(['/health', '/metrics']);
 
 /** Maps Fastify's own errors onto the catalogue. */
 function fromFastify(err: FastifyError, req: FastifyRequest): ApiError | undefined {
@@ -46,6 +48,7 @@ export const MAX_PARAM_LENGTH = 1024;
  */
 function send(req: FastifyRequest, reply: FastifyReply, status: number, error: string, level: 'info' | 'debug' = 'info'): void {
   const code = /^E\d{5}/.exec(error)?.[0] ?? error.split(':', 1)[0];
+  req.errorCode = code ?? '';
   const fields = { method: req.method, path: (req.url.split('?')[0] ?? '').slice(0, 256), status, code, account: req.account || undefined };
   if (status >= 500) req.log.warn(fields, 'request failed');
   else if (level === 'debug') req.log.debug(fields, 'client went away');
@@ -75,6 +78,7 @@ export function httpServerOptions(): Partial<FastifyServerOptions> {
  */
 export function registerHttp(app: FastifyInstance, ctx: AppContext): void {
   app.decorateRequest('account', '');
+  app.decorateRequest('errorCode', '');
   registerSchemas(app);
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {

@@ -26,12 +26,12 @@ function parameters(r: RouteInfo): Json[] {
   return out;
 }
 
-/** The OpenAPI 3.0 document of `routes` (/v2, /v5 and /health; HEAD and OPTIONS left out). */
+/** The OpenAPI 3.0 document of `routes` (/v2, /v5, /health and /metrics; HEAD and OPTIONS left out). */
 export function openApiDocument(routes: readonly RouteInfo[], version: string): Json {
   const paths: Record<string, Record<string, Json>> = {};
   const error = { $ref: '#/components/responses/Error' };
   for (const r of routes) {
-    if (!/^\/(v2|v5|health)/.test(r.url) || r.method === 'HEAD' || r.method === 'OPTIONS') continue;
+    if (!/^\/(v2|v5|health|metrics)/.test(r.url) || r.method === 'HEAD' || r.method === 'OPTIONS') continue;
     const op: Json = {
       operationId: `${r.method.toLowerCase()} ${r.url}`,
       parameters: parameters(r),

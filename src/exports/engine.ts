@@ -24,6 +24,22 @@ export interface ExportStatus {
   deadLetterRepo: string;
 }
 
+/** One export as /metrics shows it (read from its runner at scrape time). */
+export interface ExportMetrics {
+  account: string;
+  repo: string;
+  name: string;
+  type: string;
+  state: ExportState;
+  delivered: number;
+  deadLettered: number;
+  omitted: number;
+  failures: number;
+  retries: number;
+  consecutiveFailures: number;
+  lagPoints: number;
+}
+
 export interface EngineOptions {
   meta: MetaStore;
   repos: RepoService;
@@ -149,6 +165,25 @@ export class ExportEngine {
       skipped: progress.skipped,
       deadLetterRepo: r?.deadLetterRepo ?? `${row.name}_deadletter`,
     };
+  }
+
+  /**
+   * Every running export's counters (the totals GET reports, and failed and
+   * retried deliveries since the process started), state and lag in points,
+   * from memory: no metadata or log reads, so a scrape stays cheap.
+   */
+  metrics(): ExportMetrics[] {
+    const out: ExportMetrics[] = [];
+    for (const r of this.runners.values()) {
+      const log = r.source;
+      const lagPoints = log ? Math.max(0, log.endOffset() - Math.max(r.committed, log.startOffset())) : 0;
+      out.push({
+        account: r.account, repo: r.row.repo, name: r.row.name, type: r.row.type, state: r.state,
+        delivered: r.progress.delivered, deadLettered: r.progress.deadLettered, omitted: r.progress.omitted,
+        failures: r.counts.failures, retries: r.counts.retries, consecutiveFailures: r.failures, lagPoints,
+      });
+    }
+    return out;
   }
 
   /** Stops every export, waiting for batches in flight. Idempotent. */

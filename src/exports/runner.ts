@@ -63,6 +63,10 @@ export class ExportRunner {
   nextRetry: number | null = null;
   progress: ExportProgress = { delivered: 0, deadLettered: 0, omitted: 0, skipped: 0 };
   committed = 0;
+  /** Failed delivery attempts, and attempts made again after a backoff, since the process started (for metrics). */
+  counts = { failures: 0, retries: 0 };
+  /** The source log of the current session (lag at scrape time without a metadata read). */
+  source: RepoLog | undefined;
   private ctrl = new AbortController();
   private loop?: Promise<void>;
   private wakeIdle?: () => void;
@@ -148,6 +152,7 @@ export class ExportRunner {
       this.nextRetry = this.deps.clock.now() + delay;
       await this.deps.clock.sleep(delay, signal);
       this.nextRetry = null;
+      if (!signal.aborted) this.counts.retries++;
     }
   }
 
@@ -156,6 +161,7 @@ export class ExportRunner {
     const repo = meta.getRepo(this.account, this.row.repo);
     if (!repo) throw new Error(`repo ${this.row.repo} does not exist`);
     const log = await repos.log(this.account, repo);
+    this.source = log;
     const schema = repos.compiled(this.account, repo);
     const off = meta.getOffset(this.account, exportConsumer(this.row));
     this.committed = off?.nextOffset ?? log.startOffset();
@@ -254,6 +260,7 @@ export class ExportRunner {
         this.nextRetry = clock.now() + delay;
         await clock.sleep(delay, signal);
         this.nextRetry = null;
+        if (!signal.aborted) this.counts.retries++;
         continue;
       }
       const n = pending.lines.length;
@@ -272,6 +279,7 @@ export class ExportRunner {
 
   private failed(err: unknown): undefined {
     this.failures++;
+    this.counts.failures++;
     this.lastError = { message: message(err), time: this.deps.clock.now() };
     this.state = err instanceof RetryableSinkError ? 'retrying' : 'error';
     this.deps.log.warn({ export: this.label, error: this.lastError.message, failures: this.failures }, 'export delivery failed');

@@ -53,6 +53,16 @@ export interface SchedulerOptions {
   log?: FastifyBaseLogger;
 }
 
+/** Offline counters and queue as /metrics shows them (read at scrape time). */
+export interface SchedulerMetrics {
+  /** Runs that reached a final status since the process started, per job and status. */
+  finished: Array<{ account: string; job: string; status: string; runs: number }>;
+  /** Batches waiting for a pool slot or behind their job's previous batch. */
+  queued: number;
+  /** Runs executing now. */
+  running: number;
+}
+
 export class Scheduler {
   private readonly store: OfflineStore;
   private readonly clock: Clock;
@@ -64,6 +74,8 @@ export class Scheduler {
   private timer?: { cancel(): void };
   private armedFor = Infinity;
   private pending = 0;
+  /** Runs ended since start, by account/job/status (metrics). */
+  private readonly finished = new Map<string, { account: string; job: string; status: string; runs: number }>();
   private idleWaiters: Array<() => void> = [];
   private closed = false;
 
@@ -103,6 +115,7 @@ export class Scheduler {
   /** Removes a job (deleted): no more batches; its running run is cancelled. */
   async forget(account: string, job: string): Promise<void> {
     this.next.delete(key(account, job));
+    for (const [k, f] of this.finished) if (f.account === account && f.job === job) this.finished.delete(k);
     this.arm();
     const r = this.running.get(key(account, job));
     if (r) {
@@ -203,6 +216,7 @@ export class Scheduler {
         }
       }
       const durable = this.store.finishRun(account, jobName, runId, { status, endTime: this.clock.now(), message });
+      this.countFinished(account, jobName, status);
       // The slot goes to the next run while this status is synced along with those of the runs ending with it.
       this.running.delete(k);
       release();
@@ -249,7 +263,10 @@ export class Scheduler {
     this.next.delete(key(account, job));
     this.arm();
     const hist = this.store.history(account, job, { status: 'Ready', sortBy: 'runId', desc: false, page: 1, size: 100_000 });
-    for (const r of hist.runs) this.store.updateRun(account, job, r.runId, { status: 'Canceled', endTime: this.clock.now(), message: 'cancelled before it started (job stopped)' });
+    for (const r of hist.runs) {
+      this.store.updateRun(account, job, r.runId, { status: 'Canceled', endTime: this.clock.now(), message: 'cancelled before it started (job stopped)' });
+      this.countFinished(account, job, 'Canceled');
+    }
     const r = this.running.get(key(account, job));
     if (r) {
       r.control.cancel();
@@ -317,6 +334,18 @@ export class Scheduler {
 
   isRunning(account: string, job: string): boolean {
     return this.running.has(key(account, job));
+  }
+
+  private countFinished(account: string, job: string, status: string): void {
+    const k = `${key(account, job)}\u0000${status}`;
+    const f = this.finished.get(k);
+    if (f) f.runs++;
+    else this.finished.set(k, { account, job, status, runs: 1 });
+  }
+
+  /** Finished-run counters and the queue, from memory. */
+  metrics(): SchedulerMetrics {
+    return { finished: [...this.finished.values()].map((f) => ({ ...f })), queued: Math.max(0, this.pending - this.running.size), running: this.running.size };
   }
 
   /** Resolves when no batch is queued or running. */

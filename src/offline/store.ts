@@ -334,6 +334,11 @@ export class OfflineStore {
     const rows = this.db.prepare(`SELECT * FROM offline_runs WHERE ${w} ORDER BY ${order} LIMIT ? OFFSET ?`).all(...args, q.size, (q.page - 1) * q.size) as Row[];
     return { total, runs: rows.map(runRow) };
   }
+  /** Batches now Ready or Running (Cancelling counts as Running), per job (the status index keeps this to the live ones). */
+  activeRuns(): Array<{ account: string; job: string; status: 'Ready' | 'Running'; runs: number }> {
+    const rows = this.st("SELECT account, job, CASE WHEN status = 'Ready' THEN 'Ready' ELSE 'Running' END AS s, COUNT(*) AS n FROM offline_runs WHERE status IN ('Ready','Running','Cancelling','Restarting') GROUP BY account, job, s").all() as Row[];
+    return rows.map((r) => ({ account: r.account as string, job: r.job as string, status: r.s as 'Ready' | 'Running', runs: r.n as number }));
+  }
   /** Marks batches a stop of the process left Ready, Running or Cancelling as Failed; returns how many. */
   failInterrupted(now: number): number {
     const running = this.st("UPDATE offline_runs SET status='Failed', end_time=?, message=? WHERE status IN ('Running','Cancelling','Restarting')")

@@ -67,6 +67,12 @@ export class RepoService {
   /** Called after points were durably appended to a pushed repo (the stage feeder listens). */
   readonly appended: Array<(account: string, repo: string) => void> = [];
 
+  /** Called once per accepted push with its point count and body bytes (metrics listen). */
+  readonly pushed: Array<(account: string, repo: string, points: number, bytes: number) => void> = [];
+
+  /** Called after a repo was deleted. */
+  readonly deleted: Array<(account: string, repo: string) => void> = [];
+
   /** Why the last append failed, until an append succeeds again (read by /health). */
   private lastWriteError: string | undefined;
 
@@ -168,6 +174,7 @@ export class RepoService {
       return r;
     });
     this.schemas.delete(RepoService.logKey(account, row));
+    for (const fn of this.deleted) fn(account, name);
     await this.logs.remove(RepoService.logKey(account, row));
   }
 
@@ -217,7 +224,9 @@ export class RepoService {
     const repo = this.writable(account, name);
     const lines = parsePoints(text, this.compiled(account, repo), { tags, maxValueBytes: this.config.maxValueBytes });
     const payload = raw && !tags ? verbatimPayload(text, raw, lines) : undefined;
-    return this.store(account, repo, payload ? { payload, count: lines.length } : { lines });
+    const n = await this.store(account, repo, payload ? { payload, count: lines.length } : { lines });
+    this.accepted(account, repo.name, n, raw?.length ?? Buffer.byteLength(text));
+    return n;
   }
 
   /**
@@ -231,10 +240,17 @@ export class RepoService {
       if (!isUtf8(raw)) throw new ApiError('E18007', 'body is not valid UTF-8');
       return this.push(account, name, raw.toString('utf8'), tags, raw);
     }
+    const bytes = raw.length; // the body may be transferred to the worker
     const r = await this.parsePool.parse({
       body: raw, schemaKey: RepoService.logKey(account, repo), schemaVersion: repo.updateTime, schema: repo.schema, mode: repoEscapeMode(repo), tags, maxValueBytes: this.config.maxValueBytes,
     });
-    return this.store(account, repo, r);
+    const n = await this.store(account, repo, r);
+    this.accepted(account, repo.name, n, bytes);
+    return n;
+  }
+
+  private accepted(account: string, repo: string, points: number, bytes: number): void {
+    for (const fn of this.pushed) fn(account, repo, points, bytes);
   }
 
   /** The repo, when data may be pushed to it (not a transform's destination). */

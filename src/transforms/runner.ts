@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { GroupCapacity } from '../services/capacity.ts';
+import type { RepoLog } from '../storage/log/types.ts';
 import type { TransformRow } from '../storage/meta.ts';
 import { consumerId, runTransform, type RunDeps, type RunSteps, type TransformProgress } from './execute.ts';
 import { INTERVALS, type TransformSpec } from './spec.ts';
@@ -34,6 +35,22 @@ interface Entry {
   stopped: boolean;
   failures: number;
   nextRunAt?: number;
+  /** Runs and failed runs since the process started (for metrics). */
+  runs: number;
+  failedRuns: number;
+}
+
+/** One transform as /metrics shows it (collected at scrape time). */
+export interface TransformMetrics {
+  account: string;
+  repo: string;
+  name: string;
+  state: TransformState;
+  runs: number;
+  failedRuns: number;
+  /** Epoch ms of the last run that read points or failed; null before one. */
+  lastRunTime: number | null;
+  lagPoints: number;
 }
 
 /** Longest wait between retries of a failing transform (unless its interval is longer). */
@@ -72,7 +89,7 @@ export class TransformRunner {
 
   add(account: string, row: TransformRow): void {
     const group = this.deps.meta.getRepo(account, row.repo)?.group ?? null;
-    const e: Entry = { account, row, group, lastRunTime: null, lastError: null, lastRun: null, stopped: false, failures: 0 };
+    const e: Entry = { account, row, group, lastRunTime: null, lastError: null, lastRun: null, stopped: false, failures: 0, runs: 0, failedRuns: 0 };
     this.entries.set(key(account, row.repo, row.name), e);
     this.schedule(e, this.opts.firstRunDelayMs);
   }
@@ -151,6 +168,7 @@ export class TransformRunner {
       const release = await this.opts.capacity.slots(e.account, e.group).acquire();
       try {
         if (e.stopped || this.closed) return;
+        e.runs++;
         const r = await runTransform(this.deps, e.account, e.row);
         more = r.more;
         if (r.in > 0) {
@@ -162,6 +180,7 @@ export class TransformRunner {
       } catch (err) {
         e.lastError = err instanceof Error ? err.message : String(err);
         e.failures++;
+        e.failedRuns++;
         e.lastRunTime = new Date(started).toISOString();
         this.opts.log.warn({ transform: `${e.row.repo}/${e.row.name}`, error: e.lastError }, 'transform run failed');
       } finally {
@@ -186,20 +205,16 @@ export class TransformRunner {
     const off = this.deps.meta.getOffset(account, consumerId(row));
     const progress = (off?.state ?? {}) as Partial<TransformProgress>;
     const lag = { points: 0, seconds: 0 };
-    const src = this.deps.meta.getRepo(account, row.repo);
-    if (src) {
-      const log = await this.deps.repos.log(account, src);
-      const next = Math.max(off?.nextOffset ?? log.startOffset(), log.startOffset());
-      lag.points = Math.max(0, log.endOffset() - next);
+    const behind = await this.behind(account, row, off?.nextOffset);
+    if (behind) {
+      lag.points = behind.points;
       if (lag.points > 0) {
-        const r = await log.read(next, 1);
+        const r = await behind.log.read(behind.next, 1);
         if (r.times[0] !== undefined) lag.seconds = Math.max(0, (Date.now() - r.times[0]) / 1000);
       }
     }
-    let state: TransformState = 'stopped';
-    if (e) state = e.lastError ? 'error' : this.paused(e) ? 'paused' : 'running';
     return {
-      state,
+      state: this.stateOf(e),
       lastRunTime: e?.lastRunTime ?? null,
       lastError: e?.lastError ?? null,
       lastRun: e?.lastRun ?? null,
@@ -209,6 +224,34 @@ export class TransformRunner {
       failures: e?.failures ?? 0,
       nextRunTime: e?.nextRunAt !== undefined ? new Date(e.nextRunAt).toISOString() : null,
     };
+  }
+
+  private stateOf(e: Entry | undefined): TransformState {
+    if (!e) return 'stopped';
+    return e.lastError ? 'error' : this.paused(e) ? 'paused' : 'running';
+  }
+
+  /** Points of the source not read yet: from the committed offset (or the oldest retained point) to the end. */
+  private async behind(account: string, row: TransformRow, nextOffset: number | undefined): Promise<{ points: number; next: number; log: RepoLog } | undefined> {
+    const src = this.deps.meta.getRepo(account, row.repo);
+    if (!src) return undefined;
+    const log = await this.deps.repos.log(account, src);
+    const next = Math.max(nextOffset ?? log.startOffset(), log.startOffset());
+    return { points: Math.max(0, log.endOffset() - next), next, log };
+  }
+
+  /** Every scheduled transform's counters, state and lag in points (no log reads: offsets and log ends only). */
+  async metrics(): Promise<TransformMetrics[]> {
+    const out: TransformMetrics[] = [];
+    for (const e of this.entries.values()) {
+      const off = this.deps.meta.getOffset(e.account, consumerId(e.row));
+      const behind = await this.behind(e.account, e.row, off?.nextOffset);
+      out.push({
+        account: e.account, repo: e.row.repo, name: e.row.name, state: this.stateOf(e), runs: e.runs, failedRuns: e.failedRuns,
+        lastRunTime: e.lastRunTime === null ? null : Date.parse(e.lastRunTime), lagPoints: behind?.points ?? 0,
+      });
+    }
+    return out;
   }
 
   /** Stops scheduling and waits for runs in flight. Idempotent. */
