@@ -17,6 +17,21 @@ export function mirroredGauge<L extends string>(reg: Registry, name: string, hel
 }
 
 /**
+ * Node's process metrics (CPU, memory, event-loop lag, GC) describe the
+ * process, not an app, and prom-client cannot stop their event-loop monitor
+ * and GC observer: one registry for them per process, created on first use
+ * and merged into each app's exposition.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/**
  * The server's metrics: one prom-client Registry per app (never the global
  * one, so several apps in one process, as in tests, keep their own), with
  * Node's process metrics, the few counters that change on hot paths (HTTP
@@ -38,7 +53,6 @@ export class Metrics {
 
   constructor() {
     const reg = this.registry;
-    collectDefaultMetrics({ register: reg });
     const http = ['route', 'method', 'status'] as const;
     this.httpRequests = new Counter({ name: 'pipeline_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status class (2xx, 4xx, ...)', labelNames: http, registers: [reg] });
     this.httpSeconds = new Histogram({
@@ -97,7 +111,7 @@ export class Metrics {
   /** Runs the collectors, then renders the registry in the Prometheus text format. */
   async scrape(): Promise<string> {
     for (const fn of this.collectors) await fn();
-    return this.registry.metrics();
+    return (await processMetrics().metrics()) + (await this.registry.metrics());
   }
 
   get contentType(): string {
