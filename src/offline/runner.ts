@@ -179,15 +179,16 @@ export class JobRunner {
       } catch (err) {
         throw new RunFailure(`job export ${e.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`, { cause: err });
       }
+      // For once/manual jobs a key prefix not ending in '/' is the file name itself (reference), so no batch time is added to it.
+      const single = (eff.scheduler.type === 'once' || eff.scheduler.type === 'manual') && spec.partitionBy.length === 0 && spec.fileCount === 1 && spec.keyPrefix !== '' && !spec.keyPrefix.endsWith('/');
       let key = ex(spec.keyPrefix, `keyPrefix of job export ${e.name}`);
-      if (variablesIn(spec.keyPrefix).length === 0) key += formatTime(run.batchTime, 'yyyy-MM-dd-HH-mm-ss', config.timezone);
+      if (!single && variablesIn(spec.keyPrefix).length === 0) key += formatTime(run.batchTime, 'yyyy-MM-dd-HH-mm-ss', config.timezone);
       key = key.replace(/\/+$/, '');
       try {
         checkRelative(key, 'expanded keyPrefix');
       } catch (err) {
         throw new RunFailure(`job export ${e.name}: ${(err as Error).message}`);
       }
-      const single = (eff.scheduler.type === 'once' || eff.scheduler.type === 'manual') && spec.partitionBy.length === 0 && spec.fileCount === 1 && spec.keyPrefix !== '' && !spec.keyPrefix.endsWith('/');
       const shown = spec.type === 'kodo' ? `kodo://${spec.bucket}/${key}` : `hdfs:///${key}`;
       const target = { name: e.name, root, key, singleFile: single, runId: run.runId, shown };
       const se = spec.type === 'kodo' && onS3(config) ? new S3StagedExport(config, spec, target, this.journal, { account, job: job.name }) : new StagedExport(spec, target);
