@@ -51,4 +51,29 @@ describe('offline audit: job exports, variables and sources', () => {
       assert.match(run.message, new RegExp(`h -> hdfs:///${dir}/result\\.json\\.gz: 1 file\\(s\\), 2 rows`));
     }
   });
+
+  it('refuses at job create a variable of a datasource path that is neither a param nor a user variable, and expands a param there at run time', async () => {
+    putHdfs(s, 'pv/2026-05-06/run7/a.json', jsonl([{ v: 7 }]));
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'hdfs', spec: { paths: ['hdfs://nn:9000/pv/$(date)/$(part)'], fileType: 'json' }, noVerifySchema: true, schema: [{ key: 'v', valtype: 'long' }] });
+    const body = { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT v FROM t' }, scheduler: { type: 'manual' } };
+    const res = await s.call({ method: 'POST', url: `/v2/jobs/${fresh('job')}`, body });
+    assert.equal(res.statusCode, 400);
+    assert.equal(errorCode(res), 'E18657');
+    assert.match(res.body, /\$\(part\)/);
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { ...body, params: [{ name: 'part', default: 'run1' }] });
+    const put = await s.call({ method: 'PUT', url: `/v2/jobs/${job}`, body });
+    assert.equal(errorCode(put), 'E18657', 'PUT is checked like a create');
+    const run = await runOnce(job, { params: [{ name: 'part', value: 'run7' }] });
+    assert.equal(run.status, 'Successful', run.message);
+    assert.match(run.message, /^1 rows/);
+    const kb = bucket();
+    putObject(s, kb, 'x/a.json', jsonl([{ v: 1 }]));
+    const kds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${kds}`, { type: 'kodo', spec: { bucket: kb, keyPrefixes: ['x/', 'y/$(nosuch)/'], fileType: 'json' }, noVerifySchema: true, schema: [{ key: 'v', valtype: 'long' }] });
+    const kres = await s.call({ method: 'POST', url: `/v2/jobs/${fresh('job')}`, body: { ...body, srcs: [{ name: kds, type: 'datasource', tableName: 't' }] } });
+    assert.equal(errorCode(kres), 'E18657');
+    assert.match(kres.body, /\$\(nosuch\)/);
+  });
 });

@@ -10,7 +10,7 @@ import { ApiError } from '../errors.ts';
 import type { SchemaField } from '../ingest/types.ts';
 import { checkQuery } from '../sql/check.ts';
 import { createTableSql } from '../sql/types.ts';
-import { checkName, type OfflineDeps } from './datasources.ts';
+import { checkName, sourceSpecOf, type OfflineDeps } from './datasources.ts';
 import { parseJobBody } from './jobspec.ts';
 import { checkDefined, expand, variableValues } from './magic.ts';
 import { openSandbox } from './sandbox.ts';
@@ -57,11 +57,13 @@ export class JobService {
   private async check(account: string, name: string, spec: JobSpec): Promise<JobSpec> {
     const { store } = this.deps;
     const schemas = new Map<string, SchemaField[]>();
+    const paths: Array<{ ds: string; texts: string[] }> = [];
     for (const s of spec.srcs) {
       if (s.type === 'datasource') {
         const d = store.getDatasource(account, s.name);
         if (!d) throw new ApiError('E18612', `datasource "${s.name}" does not exist`);
         schemas.set(s.tableName, d.schema);
+        paths.push({ ds: s.name, texts: sourceSpecOf(d).prefixes });
       } else {
         if (s.name === name) throw new ApiError('E18614', 'a job cannot read its own output');
         const up = store.getJob(account, s.name);
@@ -88,6 +90,8 @@ export class JobService {
     const known = new Set([...eff.params.map((p) => p.name), ...store.listVariables(account).map((v) => v.name)]);
     checkDefined([spec.computation.code], known, 'the SQL');
     checkDefined(spec.srcs.map((s) => s.fileFilter ?? ''), known, 'a fileFilter');
+    // A datasource's paths may use the job's params, so they are checked here, where the params are known.
+    for (const p of paths) checkDefined(p.texts, known, `a path of datasource ${p.ds}`);
     const vars = variableValues(Date.now(), this.deps.config.timezone, store.listVariables(account), Object.fromEntries(eff.params.map((p) => [p.name, p.default])));
     spec.schema = await this.describe(expand(spec.computation.code, vars), schemas);
     return spec;
