@@ -1,10 +1,10 @@
 /** Offline defects found by an audit against issue 11, each checked end to end through the HTTP API. */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { errorCode, fresh } from './helpers.ts';
+import { AK, AK2, errorCode, fresh, SK, SK2 } from './helpers.ts';
 import { jsonl, ManualClock, ok, putHdfs, putObject, startOffline, type OfflineServer } from './offline-helpers.ts';
 
 const T0 = Date.parse('2026-05-06T07:08:09Z');
@@ -75,5 +75,46 @@ describe('offline audit: job exports, variables and sources', () => {
     const kres = await s.call({ method: 'POST', url: `/v2/jobs/${fresh('job')}`, body: { ...body, srcs: [{ name: kds, type: 'datasource', tableName: 't' }] } });
     assert.equal(errorCode(kres), 'E18657');
     assert.match(kres.body, /\$\(nosuch\)/);
+  });
+});
+
+describe('offline audit: per-account grants of job exports', () => {
+  let s: OfflineServer;
+  before(async () => {
+    s = await startOffline({
+      accounts: [
+        { id: 'alice', accessKey: AK, secretKey: SK },
+        { id: 'bob', accessKey: AK2, secretKey: SK2, buckets: ['bobs-in', 'bobs-out'], hdfsPaths: ['bob'] },
+      ],
+    }, { clock: new ManualClock(T0) });
+  });
+  after(() => s.close());
+  const asBob = (method: string, url: string, body?: unknown) => s.call({ method, url, body, ak: AK2, sk: SK2 });
+
+  it('refuses job exports outside the grants with 403 E18665, also when a param moves an hdfs path out of them at run time', async () => {
+    putObject(s, 'bobs-in', 'a.json', jsonl([{ v: 1 }]));
+    const ds = fresh('ds');
+    assert.equal((await asBob('POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: 'bobs-in', fileType: 'json' } })).statusCode, 200);
+    const job = fresh('job');
+    const created = await asBob('POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT v FROM t' }, scheduler: { type: 'manual' }, params: [{ name: 'p', default: '' }] });
+    assert.equal(created.statusCode, 200, created.body);
+    for (const [type, spec] of [['kodo', { bucket: 'alice-bucket', keyPrefix: 'x/' }], ['hdfs', { path: 'hdfs://nn:9000/alice/out/' }], ['hdfs', { path: '/$(p)/out/' }]] as const) {
+      const res = await asBob('POST', `/v2/jobs/${job}/exports/${fresh('e')}`, { type, spec: { ...spec, format: 'json' } });
+      assert.equal(res.statusCode, 403, `${JSON.stringify(spec)}: ${res.body}`);
+      assert.equal(errorCode(res), 'E18665');
+    }
+    const okRes = await asBob('POST', `/v2/jobs/${job}/exports/h`, { type: 'hdfs', spec: { path: 'hdfs://nn:9000/bob$(p)/out/', format: 'json' } });
+    assert.equal(okRes.statusCode, 200, okRes.body);
+    assert.equal((await asBob('POST', `/v2/jobs/${job}/actions/start`, { params: [{ name: 'p', value: 'by' }] })).statusCode, 200);
+    await s.offline.scheduler.idle();
+    const run = JSON.parse((await asBob('GET', `/v2/jobs/${job}/history?runId=-1`)).body).history[0];
+    assert.equal(run.status, 'Failed', run.message);
+    assert.match(run.message, /E18665/);
+    assert.equal(existsSync(path.join(s.config.hdfsRoot, 'bobby')), false, 'nothing written outside the grant');
+    assert.equal((await asBob('POST', `/v2/jobs/${job}/actions/start`, { params: [{ name: 'p', value: '/day1' }] })).statusCode, 200);
+    await s.offline.scheduler.idle();
+    const good = JSON.parse((await asBob('GET', `/v2/jobs/${job}/history?runId=-1`)).body).history[0];
+    assert.equal(good.status, 'Successful', good.message);
+    assert.ok(existsSync(path.join(s.config.hdfsRoot, 'bob/day1/out')));
   });
 });

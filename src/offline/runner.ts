@@ -17,7 +17,7 @@ import { parseExportSpec } from './exportspec.ts';
 import { StagedExport, STAGING } from './exportwriter.ts';
 import type { JobService } from './jobs.ts';
 import { expand, formatTime, variableValues, variablesIn } from './magic.ts';
-import { bucketRoot, checkRelative } from './paths.ts';
+import { bucketRoot, checkHdfsGrant, checkRelative } from './paths.ts';
 import type { AccountEngines } from './engines.ts';
 import { S3StagedExport } from './s3export.ts';
 import type { S3PendingJournal } from './s3pending.ts';
@@ -186,8 +186,10 @@ export class JobRunner {
       key = key.replace(/\/+$/, '');
       try {
         checkRelative(key, 'expanded keyPrefix');
+        // Params and user variables can move an hdfs path: the grants apply to where it lands.
+        if (spec.type === 'hdfs') checkHdfsGrant(acc, key, `hdfs:///${key}`);
       } catch (err) {
-        throw new RunFailure(`job export ${e.name}: ${(err as Error).message}`);
+        throw new RunFailure(`job export ${e.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`);
       }
       const shown = spec.type === 'kodo' ? `kodo://${spec.bucket}/${key}` : `hdfs:///${key}`;
       const target = { name: e.name, root, key, singleFile: single, runId: run.runId, shown };
