@@ -76,6 +76,24 @@ describe('offline audit: job exports, variables and sources', () => {
     assert.equal(errorCode(kres), 'E18657');
     assert.match(kres.body, /\$\(nosuch\)/);
   });
+
+  it('lets PUT add a field to a csv datasource without header, checking it against its own column (not the first)', async () => {
+    const b = bucket();
+    putObject(s, b, 'c/a.csv', '1,x,true\n2,y,false\n');
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: b, keyPrefixes: ['c/'], fileType: 'csv' }, schema: [{ key: 'id', valtype: 'long' }, { key: 'name', valtype: 'string' }] });
+    const wrong = await s.call({ method: 'PUT', url: `/v2/datasources/${ds}`, body: { schema: [{ key: 'id', valtype: 'long' }, { key: 'name', valtype: 'string' }, { key: 'flag', valtype: 'long' }] } });
+    assert.equal(errorCode(wrong), 'E18615');
+    assert.match(wrong.body, /\\"flag\\" is declared long but the files hold boolean/);
+    const res = await s.call({ method: 'PUT', url: `/v2/datasources/${ds}`, body: { schema: [{ key: 'id', valtype: 'long' }, { key: 'name', valtype: 'string' }, { key: 'flag', valtype: 'boolean' }] } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual((await ok(s, 'GET', `/v2/datasources/${ds}`)).schema.map((f: { key: string }) => f.key), ['id', 'name', 'flag']);
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT id FROM t WHERE flag' }, scheduler: { type: 'manual' } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.match(run.message, /^1 rows/);
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

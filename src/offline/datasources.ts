@@ -163,7 +163,9 @@ export class DatasourceService {
       }
       const noVerify = body.noVerifySchema === true || cur.extra.noVerifySchema === true;
       const added = next.filter((f) => !cur.schema.some((c) => c.key === f.key));
-      if (added.length && !noVerify) await this.resolveSchema(account, spec, added, false);
+      // A csv without header names its columns by position: check the whole schema so each added field meets its own column.
+      const positional = spec.fileType === 'csv' && !spec.containsHeader;
+      if (added.length && !noVerify) await this.resolveSchema(account, spec, positional ? next : added, false);
       schema = next;
     }
     this.deps.store.putDatasource(account, { ...cur, spec: storedSpec(spec), schema, updateTime: new Date().toISOString() });
