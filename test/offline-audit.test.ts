@@ -94,6 +94,28 @@ describe('offline audit: job exports, variables and sources', () => {
     assert.equal(run.status, 'Successful', run.message);
     assert.match(run.message, /^1 rows/);
   });
+
+  it('reads an hdfs path written with a trailing slash as the folder it names, in inference, datasources and runs with a file filter', async () => {
+    const dir = fresh('hd');
+    putHdfs(s, `${dir}/a.json`, jsonl([{ v: 1 }]));
+    putHdfs(s, `${dir}/2026-05-06/b.json`, jsonl([{ v: 2 }]));
+    for (const p of [`hdfs://nn:9000/${dir}/`, `/${dir}/`, `hdfs:///${dir}//`]) {
+      const res = await s.call({ method: 'POST', url: '/v2/schemas', body: { type: 'hdfs', spec: { paths: [p], fileType: 'json' } } });
+      assert.equal(res.statusCode, 200, `${p}: ${res.body}`);
+    }
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'hdfs', spec: { paths: [`hdfs://nn:9000/${dir}/`], fileType: 'json' } });
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't', fileFilter: '$(date)/' }], computation: { code: 'SELECT v FROM t' }, scheduler: { type: 'manual' } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.match(run.message, /^1 rows/);
+    const none = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${none}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't', fileFilter: 'nothing/' }], computation: { code: 'SELECT v FROM t' }, scheduler: { type: 'manual' } });
+    const failed = await runOnce(none);
+    assert.equal(failed.status, 'Failed');
+    assert.match(failed.message, new RegExp(`no files match hdfs://nn:9000/${dir}/nothing/ `));
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

@@ -51,7 +51,8 @@ export function matchFiles(config: Config, account: AccountConfig, spec: SourceS
     for (const prefix of spec.prefixes.length ? spec.prefixes : ['']) add(listFiles(root, prefix + filter), (k) => `kodo://${spec.bucket}/${k}`);
   } else {
     for (const p of spec.prefixes) {
-      let rel = hdfsRelative(p);
+      // `dir/` names the folder like `dir` does (a pattern ending in '/' would look for `dir//…`).
+      let rel = hdfsRelative(p).replace(/\/+$/, '');
       checkHdfsGrant(account, rel, p);
       if (isFolder(config.hdfsRoot, rel)) rel += '/';
       add(listFiles(config.hdfsRoot, rel + filter), (k) => `hdfs:///${k}`);
@@ -63,7 +64,7 @@ export function matchFiles(config: Config, account: AccountConfig, spec: SourceS
 /** Where the files were looked for, for "no files" messages. */
 export function describeLocation(spec: SourceSpec, filter = ''): string {
   if (spec.type === 'kodo') return (spec.prefixes.length ? spec.prefixes : ['']).map((p) => `kodo://${spec.bucket}/${p}${filter}*`).join(', ');
-  return spec.prefixes.map((p) => `${p}${filter ? '/' + filter : ''}`).join(', ');
+  return spec.prefixes.map((p) => `${p.replace(/\/+$/, '')}${filter ? '/' + filter : ''}`).join(', ');
 }
 
 const files = (fs: string[]): string => `[${fs.map(quoteLiteral).join(', ')}]`;
