@@ -116,6 +116,22 @@ describe('offline audit: job exports, variables and sources', () => {
     assert.equal(failed.status, 'Failed');
     assert.match(failed.message, new RegExp(`no files match hdfs://nn:9000/${dir}/nothing/ `));
   });
+
+  it('names the result columns as the job schema does (count(*) -> count_star, "Host Name" -> Host_Name) in exports and in the output a downstream job reads', async () => {
+    const job = await jsonJob([{ a: 1, h: 'x' }, { a: 2, h: 'x' }], 'SELECT count(*), h AS "Host Name" FROM t GROUP BY ALL');
+    assert.deepEqual((await ok(s, 'GET', `/v2/jobs/${job}/schema`)).schema, [{ key: 'count_star', valtype: 'long' }, { key: 'Host_Name', valtype: 'string' }]);
+    const out = bucket();
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/j`, { type: 'kodo', spec: { bucket: out, keyPrefix: 'j/', format: 'json' } });
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/c`, { type: 'kodo', spec: { bucket: out, keyPrefix: 'c/', format: 'csv', fields: { n: '#count_star', host: 'Host_Name' } } });
+    const down = fresh('down');
+    await ok(s, 'POST', `/v2/jobs/${down}`, { srcs: [{ name: job, type: 'job', tableName: 'u' }], computation: { code: 'SELECT count_star * 10 AS n, Host_Name FROM u' }, scheduler: { type: 'depend' } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.equal(readFileSync(path.join(s.config.bucketsDir, out, 'j', '2026-05-06-07-08-09', 'part-00000.json'), 'utf8'), '{"count_star":2,"Host_Name":"x"}\n');
+    assert.equal(readFileSync(path.join(s.config.bucketsDir, out, 'c', '2026-05-06-07-08-09', 'part-00000.csv'), 'utf8'), 'n,host\n2,x\n');
+    const d = (await ok(s, 'GET', `/v2/jobs/${down}/history?runId=-1`)).history[0];
+    assert.equal(d.status, 'Successful', d.message);
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

@@ -247,11 +247,15 @@ export class JobRunner {
         query = `${sql}\n`;
       }
       const targets = writing.length + (needsOutput ? 1 : 0);
+      // Written columns take the job schema's names, which exports and dependent jobs refer to:
+      // they were made usable at create (count(*) -> count_star, "Host Name" -> Host_Name).
+      const keys = (job.spec.schema ?? []).map((f) => quoteIdent(f.key));
+      const named = keys.length ? `SELECT * FROM (${query}) AS "__q"(${keys.join(', ')})\n` : query;
       // With no target the result is still computed in full (a count over the
       // query would let DuckDB skip columns, and with them errors and cost).
       if (targets === 0) rows = (await poolTurn(() => conn.run(query))).rowCount;
-      else if (targets > 1) await poolTurn(() => conn.run(`CREATE TEMP TABLE "__result" AS ${query}`));
-      const source = targets > 1 ? '"__result"' : `(${query})`;
+      else if (targets > 1) await poolTurn(() => conn.run(`CREATE TEMP TABLE "__result" AS ${named}`));
+      const source = targets > 1 ? '"__result"' : `(${named})`;
       if (needsOutput) {
         const r = await poolTurn(() => conn.runAndReadAll(`COPY (SELECT * FROM ${source}) TO ${quoteLiteral(path.join(outStaging, 'out.parquet'))} (FORMAT parquet)`));
         rows = Number(r.getRows()[0]?.[0] ?? 0);
