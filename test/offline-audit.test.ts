@@ -132,6 +132,19 @@ describe('offline audit: job exports, variables and sources', () => {
     const d = (await ok(s, 'GET', `/v2/jobs/${down}/history?runId=-1`)).history[0];
     assert.equal(d.status, 'Successful', d.message);
   });
+
+  it('says why a job source that already ran has no output to read, and reads it once the upstream ran again', async () => {
+    const up = await jsonJob([{ a: 1 }], 'SELECT a FROM t');
+    assert.equal((await runOnce(up)).status, 'Successful');
+    const down = fresh('down');
+    await ok(s, 'POST', `/v2/jobs/${down}`, { srcs: [{ name: up, type: 'job', tableName: 'u' }], computation: { code: 'SELECT a FROM u' }, scheduler: { type: 'manual' } });
+    const first = await runOnce(down);
+    assert.equal(first.status, 'Failed');
+    assert.equal(first.message, `source job ${up} has no output kept yet: a job's output is kept from its first successful run after a job reading it was created; run ${up} again`);
+    assert.equal((await runOnce(up)).status, 'Successful');
+    const second = await runOnce(down);
+    assert.equal(second.status, 'Successful', second.message);
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

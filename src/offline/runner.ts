@@ -141,7 +141,13 @@ export class JobRunner {
     for (const src of job.spec.srcs) {
       if (src.type === 'job') {
         const out = outputFile(this.deps, account, src.name);
-        if (!existsSync(out)) throw new RunFailure(`source job ${src.name} has no successful output yet`);
+        if (!existsSync(out)) {
+          // Outputs are kept only for jobs that another job reads (runs of other jobs write none).
+          const ran = store.history(account, src.name, { status: 'Successful', sortBy: 'runId', desc: true, page: 1, size: 1 }).total > 0;
+          throw new RunFailure(ran
+            ? `source job ${src.name} has no output kept yet: a job's output is kept from its first successful run after a job reading it was created; run ${src.name} again`
+            : `source job ${src.name} has no successful output yet`);
+        }
         readFiles.push(out);
         tables.push({ name: src.tableName, select: `SELECT * FROM read_parquet(${quoteLiteral(out)})` });
         continue;
