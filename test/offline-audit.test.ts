@@ -5,7 +5,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { AK, AK2, errorCode, fresh, SK, SK2 } from './helpers.ts';
-import { jsonl, ManualClock, ok, putHdfs, putObject, startOffline, type OfflineServer } from './offline-helpers.ts';
+import { jsonl, ManualClock, ok, putHdfs, putObject, startOffline, writeParquet, type OfflineServer } from './offline-helpers.ts';
 
 const T0 = Date.parse('2026-05-06T07:08:09Z');
 
@@ -144,6 +144,32 @@ describe('offline audit: job exports, variables and sources', () => {
     assert.equal((await runOnce(up)).status, 'Successful');
     const second = await runOnce(down);
     assert.equal(second.status, 'Successful', second.message);
+  });
+
+  it('names unreadable files as kodo:// and hdfs:/// keys in inference errors and run messages, never by their path on the server', async () => {
+    const b = bucket();
+    await writeParquet(path.join(s.config.bucketsDir, b, 'p/a.parquet'), 'SELECT 1 AS a');
+    putObject(s, b, 'p/b.parquet', 'not parquet');
+    const inf = await s.call({ method: 'POST', url: '/v2/schemas', body: { type: 'kodo', spec: { bucket: b, keyPrefix: 'p/', fileType: 'parquet' } } });
+    assert.equal(errorCode(inf), 'E18623');
+    assert.match(inf.body, new RegExp(`File 'kodo://${b}/p/b\\.parquet' too small to be a Parquet file`));
+    assert.ok(!inf.body.includes(s.dir), inf.body);
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: b, keyPrefixes: ['p/'], fileType: 'parquet' }, noVerifySchema: true, schema: [{ key: 'a', valtype: 'long' }] });
+    const dir = fresh('hb');
+    putHdfs(s, `${dir}/a.json`, jsonl([{ a: 1 }]));
+    putHdfs(s, `${dir}/b.json`, 'garbage\n');
+    const hds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${hds}`, { type: 'hdfs', spec: { paths: [dir], fileType: 'json' }, noVerifySchema: true, schema: [{ key: 'a', valtype: 'long' }] });
+    for (const [src, shown] of [[ds, `kodo://${b}/p/b.parquet`], [hds, `hdfs:///${dir}/b.json`]] as const) {
+      const job = fresh('job');
+      await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: src, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT a FROM t' }, scheduler: { type: 'manual' } });
+      await ok(s, 'POST', `/v2/jobs/${job}/exports/e`, { type: 'kodo', spec: { bucket: bucket(), keyPrefix: 'o/', format: 'json' } });
+      const run = await runOnce(job);
+      assert.equal(run.status, 'Failed');
+      assert.ok(run.message.includes(shown), run.message);
+      assert.ok(!run.message.includes(s.dir), run.message);
+    }
   });
 });
 

@@ -11,7 +11,7 @@ import { ApiError } from '../errors.ts';
 import type { SchemaField, ValType } from '../ingest/types.ts';
 import { engineMessage } from '../sql/check.ts';
 import { openSandbox } from './sandbox.ts';
-import { sniffSql, type SourceFile, type SourceSpec } from './sources.ts';
+import { showPaths, sniffSql, type SourceFile, type SourceSpec } from './sources.ts';
 
 /** Files sampled by inference: enough to see the variety, bounded in time. */
 export const SAMPLE_FILES = 50;
@@ -51,7 +51,7 @@ export async function inferSchema(deps: InferDeps, spec: SourceSpec, files: Sour
     return cols.map((c) => ({ key: c.name, valtype: valtypeOf(c.type), required: false }));
   } catch (err) {
     const shown = sample.slice(0, 3).map((f) => f.shown).join(', ');
-    throw new ApiError('E18623', `cannot read ${shown}${sample.length > 3 ? ', ...' : ''} as ${spec.fileType}: ${engineMessage(err).split('\n')[0]}`, { cause: err });
+    throw new ApiError('E18623', `cannot read ${shown}${sample.length > 3 ? ', ...' : ''} as ${spec.fileType}: ${showPaths(engineMessage(err).split('\n')[0] ?? '', sample)}`, { cause: err });
   } finally {
     await box.close();
   }

@@ -22,7 +22,7 @@ import type { AccountEngines } from './engines.ts';
 import { S3StagedExport } from './s3export.ts';
 import type { S3PendingJournal } from './s3pending.ts';
 import { FetchArea, onS3, sourceFiles } from './s3sources.ts';
-import { describeLocation, readSql } from './sources.ts';
+import { describeLocation, readSql, showPaths, type SourceFile } from './sources.ts';
 import type { JobRow, RunRow } from './store.ts';
 import { poolTurn } from '../sql/exec.ts';
 
@@ -137,6 +137,7 @@ export class JobRunner {
 
     // Sources -> files, or the upstream job's output.
     const readFiles: string[] = [];
+    const known: SourceFile[] = []; // how the files are shown in messages
     const tables: Array<{ name: string; select: string }> = [];
     for (const src of job.spec.srcs) {
       if (src.type === 'job') {
@@ -149,6 +150,7 @@ export class JobRunner {
             : `source job ${src.name} has no successful output yet`);
         }
         readFiles.push(out);
+        known.push({ file: out, shown: `the output of job ${src.name}`, size: 0 });
         tables.push({ name: src.tableName, select: `SELECT * FROM read_parquet(${quoteLiteral(out)})` });
         continue;
       }
@@ -168,6 +170,7 @@ export class JobRunner {
       }
       if (files.length === 0) throw new RunFailure(`no files match ${describeLocation(spec, filter)} (table ${src.tableName}, datasource ${src.name})`);
       readFiles.push(...files.map((f) => f.file));
+      known.push(...files);
       tables.push({ name: src.tableName, select: readSql(spec, files.map((f) => f.file), ds.schema) });
     }
 
@@ -282,7 +285,7 @@ export class JobRunner {
       if (err instanceof RunFailure) throw err;
       // A statement failed before the SQL was checked on this run's files: if the check fails, it says where.
       if (!checked && sql) await this.explain(box.conn, views, sql);
-      const msg = engineMessage(err);
+      const msg = showPaths(engineMessage(err), known);
       if (/out of memory/i.test(msg)) throw new RunFailure(`out of memory (limit ${this.deps.memoryLimit}): ${msg.split('\n')[0]}`, { cause: err });
       throw new RunFailure(msg.split('\n')[0] ?? msg, { cause: err });
     } finally {

@@ -144,5 +144,15 @@ export function parseSourceSpec(type: unknown, raw: unknown): SourceSpec {
   return spec;
 }
 
+/** `message` (a reader's error) with the server paths of `files` replaced by how users know them (kodo://bucket/key, hdfs:///path). */
+export function showPaths(message: string, files: SourceFile[]): string {
+  let m = message;
+  // Longest first, so a path that starts another one (a.json, a.json.gz) does not cut it.
+  for (const f of [...files].sort((a, b) => b.file.length - a.file.length)) {
+    if (m.includes(f.file)) m = m.split(f.file).join(f.shown);
+  }
+  return m;
+}
+
 /** Short name of a file for messages. */
 export const baseName = (f: string): string => path.basename(f);
