@@ -171,6 +171,31 @@ describe('offline audit: job exports, variables and sources', () => {
       assert.ok(!run.message.includes(s.dir), run.message);
     }
   });
+
+  it('refuses a job PUT that drops a param its job exports or its depend jobs still use, naming it (E18657)', async () => {
+    const b = bucket();
+    putObject(s, b, 'in/a.json', jsonl([{ a: 1 }]));
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: b, keyPrefixes: ['in/'], fileType: 'json' } });
+    const base = { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT a FROM t' }, scheduler: { type: 'manual' } };
+    const up = fresh('up');
+    await ok(s, 'POST', `/v2/jobs/${up}`, { ...base, params: [{ name: 'region', default: 'eu' }, { name: 'tag', default: 'x' }] });
+    await ok(s, 'POST', `/v2/jobs/${up}/exports/e`, { type: 'kodo', spec: { bucket: bucket(), keyPrefix: 'out/$(region)/', format: 'json' } });
+    const down = fresh('down');
+    await ok(s, 'POST', `/v2/jobs/${down}`, { srcs: [{ name: up, type: 'job', tableName: 'u' }], computation: { code: "SELECT a, '$(tag)' AS tag FROM u" }, scheduler: { type: 'depend' } });
+    const noRegion = await s.call({ method: 'PUT', url: `/v2/jobs/${up}`, body: { ...base, params: [{ name: 'tag', default: 'x' }] } });
+    assert.equal(noRegion.statusCode, 400);
+    assert.equal(errorCode(noRegion), 'E18657');
+    assert.match(noRegion.body, /\$\(region\) in the keyPrefix of job export e/);
+    const noTag = await s.call({ method: 'PUT', url: `/v2/jobs/${up}`, body: { ...base, params: [{ name: 'region', default: 'eu' }] } });
+    assert.equal(errorCode(noTag), 'E18657');
+    assert.match(noTag.body, new RegExp(`\\$\\(tag\\) in the SQL of depend job ${down}`));
+    assert.deepEqual((await ok(s, 'GET', `/v2/jobs/${up}`)).params.map((p: { name: string }) => p.name), ['region', 'tag'], 'nothing stored');
+    await ok(s, 'PUT', `/v2/jobs/${up}`, { ...base, params: [{ name: 'tag', default: 'y' }, { name: 'region', default: 'us' }] });
+    const run = await runOnce(up);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.match(run.message, /\/out\/us: 1 file/);
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

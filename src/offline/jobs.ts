@@ -131,9 +131,38 @@ export class JobService {
   async replace(account: string, name: string, body: Record<string, unknown>): Promise<JobRow> {
     const cur = this.must(account, name);
     const spec = await this.check(account, name, parseJobBody(body));
+    this.checkUsers(account, name, spec);
     const row: JobRow = { ...cur, spec, updateTime: new Date().toISOString() };
     this.deps.store.putJob(account, row);
     return row;
+  }
+
+  /**
+   * A job's exports and its depend jobs (down the chain) take their variables
+   * from this job's params: after a PUT every one they use must still be
+   * defined (E18657 naming it and where it is used).
+   */
+  private checkUsers(account: string, name: string, spec: JobSpec): void {
+    const { store } = this.deps;
+    const params = spec.scheduler.type === 'depend' ? this.effective(account, { name, spec, paused: false, createTime: '', updateTime: '' }).params : spec.params;
+    const known = new Set([...params.map((p) => p.name), ...store.listVariables(account).map((v) => v.name)]);
+    const visit = (job: string, depth: number): void => {
+      const of = job === name ? '' : ` of depend job ${job}`;
+      for (const e of store.listExports(account, job)) checkDefined([String(e.spec.keyPrefix ?? e.spec.path ?? '')], known, `the keyPrefix of job export ${e.name}${of}`);
+      if (depth >= MAX_CHAIN) return;
+      for (const d of store.jobsUsing(account, 'job', job)) {
+        const dj = store.getJob(account, d);
+        if (!dj || dj.spec.scheduler.type !== 'depend') continue;
+        checkDefined([dj.spec.computation.code], known, `the SQL of depend job ${d}`);
+        checkDefined(dj.spec.srcs.map((x) => x.fileFilter ?? ''), known, `a fileFilter of depend job ${d}`);
+        for (const x of dj.spec.srcs) {
+          const ds = x.type === 'datasource' ? store.getDatasource(account, x.name) : undefined;
+          if (ds) checkDefined(sourceSpecOf(ds).prefixes, known, `a path of datasource ${x.name} (read by depend job ${d})`);
+        }
+        visit(d, depth + 1);
+      }
+    };
+    visit(name, 0);
   }
 
   /** Refuses (E18608) while another job reads this one or it has job exports. */
