@@ -196,6 +196,21 @@ describe('offline audit: job exports, variables and sources', () => {
     assert.equal(run.status, 'Successful', run.message);
     assert.match(run.message, /\/out\/us: 1 file/);
   });
+
+  it('reads a csv without header whose schema names only its leading columns, ignoring the others', async () => {
+    const b = bucket();
+    putObject(s, b, 'c/a.csv', '1,x,true\n2,y,false\n');
+    putObject(s, b, 'c/b.csv', '3,z\n');
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: b, keyPrefixes: ['c/'], fileType: 'csv' }, schema: [{ key: 'id', valtype: 'long' }, { key: 'name', valtype: 'string' }] });
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT * FROM t ORDER BY id' }, scheduler: { type: 'manual' } });
+    const out = bucket();
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/e`, { type: 'kodo', spec: { bucket: out, keyPrefix: 'o/', format: 'csv', containsHeader: false } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.equal(readFileSync(path.join(s.config.bucketsDir, out, 'o', '2026-05-06-07-08-09', 'part-00000.csv'), 'utf8'), '1,x\n2,y\n3,z\n');
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

@@ -93,7 +93,8 @@ export function readSql(spec: SourceSpec, fs: string[], schema: SchemaField[]): 
     case 'csv': {
       if (spec.containsHeader) return `SELECT ${cols} FROM read_csv(${files(fs)}, ${csvOptions(spec)}, all_varchar=true, union_by_name=true)`;
       const named = schema.map((f) => `${quoteLiteral(f.key)}: 'VARCHAR'`).join(', ');
-      return `SELECT ${cols} FROM read_csv(${files(fs)}, ${csvOptions(spec)}, columns={${named}}, auto_detect=false, null_padding=true)`;
+      // The schema names the leading columns: shorter rows are padded with NULLs, longer ones' extra columns ignored (strict_mode=false).
+      return `SELECT ${cols} FROM read_csv(${files(fs)}, ${csvOptions(spec)}, columns={${named}}, auto_detect=false, null_padding=true, strict_mode=false)`;
     }
     case 'text':
       return `SELECT "text" FROM ${textReader(fs)}`;
