@@ -5,7 +5,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { AK, AK2, errorCode, fresh, SK, SK2 } from './helpers.ts';
-import { jsonl, ManualClock, ok, putHdfs, putObject, startOffline, writeParquet, type OfflineServer } from './offline-helpers.ts';
+import { jsonl, ManualClock, ok, putHdfs, putObject, readRows, startOffline, writeParquet, type OfflineServer } from './offline-helpers.ts';
 
 const T0 = Date.parse('2026-05-06T07:08:09Z');
 
@@ -210,6 +210,21 @@ describe('offline audit: job exports, variables and sources', () => {
     const run = await runOnce(job);
     assert.equal(run.status, 'Successful', run.message);
     assert.equal(readFileSync(path.join(s.config.bucketsDir, out, 'o', '2026-05-06-07-08-09', 'part-00000.csv'), 'utf8'), '1,x\n2,y\n3,z\n');
+  });
+
+  it('writes the types of the job schema: a sum (HUGEINT) and an INTEGER as BIGINT, a DECIMAL as DOUBLE, so the export infers back to the same schema', async () => {
+    const job = await jsonJob([{ h: 'a', n: 1 }, { h: 'a', n: 2 }], 'SELECT h, sum(n) AS total, count(*)::INTEGER AS c, 1.5::DECIMAL(4,2) AS d FROM t GROUP BY h');
+    const schema = (await ok(s, 'GET', `/v2/jobs/${job}/schema`)).schema;
+    assert.deepEqual(schema, [{ key: 'h', valtype: 'string' }, { key: 'total', valtype: 'long' }, { key: 'c', valtype: 'long' }, { key: 'd', valtype: 'float' }]);
+    const out = bucket();
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/e`, { type: 'kodo', spec: { bucket: out, keyPrefix: 'o/', format: 'parquet' } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    const dir = path.join(s.config.bucketsDir, out, 'o', '2026-05-06-07-08-09');
+    const types = await readRows(`SELECT column_name AS k, column_type AS t FROM (DESCRIBE SELECT * FROM read_parquet('${dir}/*.parquet'))`);
+    assert.deepEqual(types, [{ k: 'h', t: 'VARCHAR' }, { k: 'total', t: 'BIGINT' }, { k: 'c', t: 'BIGINT' }, { k: 'd', t: 'DOUBLE' }]);
+    const inferred = (await ok(s, 'POST', '/v2/schemas', { type: 'kodo', spec: { bucket: out, keyPrefix: 'o/', fileType: 'parquet' } })).schema;
+    assert.deepEqual(inferred.map((f: { key: string; valtype: string }) => ({ key: f.key, valtype: f.valtype })), schema);
   });
 });
 

@@ -116,7 +116,7 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
       await pipeline(await store.get('out-a', k), createWriteStream(file));
     }
     const rows = await readRows(`SELECT region, host, total, n FROM read_parquet('${local}/agg/2026-05-06/*/*.parquet', hive_partitioning=true) ORDER BY region, host`);
-    assert.deepEqual(rows, [{ region: 'bj', host: 'h2', total: 20, n: '1' }, { region: 'nb', host: 'h1', total: 40, n: '2' }]);
+    assert.deepEqual(rows, [{ region: 'bj', host: 'h2', total: '20', n: '1' }, { region: 'nb', host: 'h1', total: '40', n: '2' }], 'sum() is written as the job schema says: long (BIGINT)');
 
     // Overwrite: a second run replaces the output; the old keys are gone once the new manifest is in.
     const second = await runOnce(job);

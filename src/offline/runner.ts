@@ -256,10 +256,12 @@ export class JobRunner {
         query = `${sql}\n`;
       }
       const targets = writing.length + (needsOutput ? 1 : 0);
-      // Written columns take the job schema's names, which exports and dependent jobs refer to:
-      // they were made usable at create (count(*) -> count_star, "Host Name" -> Host_Name).
-      const keys = (job.spec.schema ?? []).map((f) => quoteIdent(f.key));
-      const named = keys.length ? `SELECT * FROM (${query}) AS "__q"(${keys.join(', ')})\n` : query;
+      // Written columns take the job schema's names and types, which exports and dependent jobs rely on:
+      // names were made usable at create (count(*) -> count_star, "Host Name" -> Host_Name), and a
+      // long is a BIGINT (sum() gives HUGEINT, which parquet would store as DOUBLE), a float a DOUBLE.
+      const schema = job.spec.schema ?? [];
+      const cols = schema.map((f) => (f.valtype === 'long' ? `CAST(${quoteIdent(f.key)} AS BIGINT) AS ${quoteIdent(f.key)}` : f.valtype === 'float' ? `CAST(${quoteIdent(f.key)} AS DOUBLE) AS ${quoteIdent(f.key)}` : quoteIdent(f.key)));
+      const named = schema.length ? `SELECT ${cols.join(', ')} FROM (${query}) AS "__q"(${schema.map((f) => quoteIdent(f.key)).join(', ')})\n` : query;
       // With no target the result is still computed in full (a count over the
       // query would let DuckDB skip columns, and with them errors and cost).
       if (targets === 0) rows = (await poolTurn(() => conn.run(query))).rowCount;
