@@ -226,6 +226,19 @@ describe('offline audit: job exports, variables and sources', () => {
     const inferred = (await ok(s, 'POST', '/v2/schemas', { type: 'kodo', spec: { bucket: out, keyPrefix: 'o/', fileType: 'parquet' } })).schema;
     assert.deepEqual(inferred.map((f: { key: string; valtype: string }) => ({ key: f.key, valtype: f.valtype })), schema);
   });
+
+  it('keeps every column in its place in text exports when a value is null (an empty field), partitioned or not', async () => {
+    const job = await jsonJob([{ a: 1, b: null, c: 'z', h: 'x' }, { a: null, b: 'y', c: null, h: 'x' }], 'SELECT a, b, c, h FROM t ORDER BY a NULLS LAST');
+    const out = bucket();
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/t`, { type: 'kodo', spec: { bucket: out, keyPrefix: 't/', format: 'text' } });
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/p`, { type: 'kodo', spec: { bucket: out, keyPrefix: 'p/', format: 'text', partitionBy: ['h'] } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.equal(readFileSync(path.join(s.config.bucketsDir, out, 't', '2026-05-06-07-08-09', 'part-00000.txt'), 'utf8'), '1\t\tz\tx\n\ty\t\tx\n');
+    const part = path.join(s.config.bucketsDir, out, 'p', '2026-05-06-07-08-09', 'h=x');
+    const lines = readdirSync(part).flatMap((f) => readFileSync(path.join(part, f), 'utf8').split('\n').filter((l) => l !== ''));
+    assert.deepEqual(lines.sort(), ['1\t\tz', '\ty\t'].sort());
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

@@ -81,7 +81,8 @@ export class StagedExport {
     const body = s.fields.filter((f) => !s.partitionBy.includes(f.out));
     let select: string;
     if (s.format === 'text') {
-      select = `SELECT ${partCols}concat_ws(${quoteLiteral('\t')}, ${body.map((f) => `CAST(${quoteIdent(f.col)} AS VARCHAR)`).join(', ')}) AS "line" FROM ${source}`;
+      // concat_ws skips NULL arguments, which would shift the later columns: a null is an empty field.
+      select = `SELECT ${partCols}concat_ws(${quoteLiteral('\t')}, ${body.map((f) => `coalesce(CAST(${quoteIdent(f.col)} AS VARCHAR), '')`).join(', ')}) AS "line" FROM ${source}`;
     } else if (s.format === 'json') {
       select = `SELECT ${partCols}to_json(struct_pack(${body.map((f) => `${quoteIdent(f.out)} := ${quoteIdent(f.col)}`).join(', ')})) AS "line" FROM ${source}`;
     } else {
