@@ -154,6 +154,16 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
     assert.match(counted.message, /^1 rows/);
   });
 
+  it('writes a manual job\'s export whose key prefix has no variable to that key itself (the file name), without a batch time', async () => {
+    await store.put('src-c', 'one/a.json', jsonl([{ a: 7 }]));
+    const job = await manualJob('src-c', 'one/', 'SELECT a FROM t');
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/f`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: `${job}/result.json`, format: 'json' } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.deepEqual(await keys('out-b', `${job}/`), [`${job}/result.json`]);
+    assert.equal(await text(await store.get('out-b', `${job}/result.json`)), '{"a":7}\n');
+  });
+
   it('reads only the keys of an S3 export\'s manifest: a run still uploading (or its leftovers) stays invisible', async () => {
     await store.put('src-c', 'mf/out/p1.json', jsonl([{ a: 1 }]));
     await store.put('src-c', 'mf/out/_SUCCESS', JSON.stringify({ runId: 1, keys: ['p1.json'] }));
