@@ -1,6 +1,6 @@
 /** Offline defects found by an audit against issue 11, each checked end to end through the HTTP API. */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
@@ -238,6 +238,33 @@ describe('offline audit: job exports, variables and sources', () => {
     const part = path.join(s.config.bucketsDir, out, 'p', '2026-05-06-07-08-09', 'h=x');
     const lines = readdirSync(part).flatMap((f) => readFileSync(path.join(part, f), 'utf8').split('\n').filter((l) => l !== ''));
     assert.deepEqual(lines.sort(), ['1\t\tz', '\ty\t'].sort());
+  });
+
+  it('never writes or applies retention through a symlink that leaves the bucket or the hdfs root', async () => {
+    const job = await jsonJob([{ a: 1 }], 'SELECT a FROM t');
+    const outside = path.join(s.dir, fresh('outside'));
+    mkdirSync(outside, { recursive: true });
+    const old = path.join(outside, 'keep.json');
+    writeFileSync(old, '{}\n');
+    utimesSync(old, new Date(0), new Date(0));
+    const out = bucket();
+    mkdirSync(path.join(s.config.bucketsDir, out), { recursive: true });
+    symlinkSync(outside, path.join(s.config.bucketsDir, out, 'link'));
+    const dir = fresh('hl');
+    mkdirSync(path.join(s.config.hdfsRoot, dir), { recursive: true });
+    symlinkSync(outside, path.join(s.config.hdfsRoot, dir, 'link'));
+    for (const [name, type, spec] of [
+      ['k', 'kodo', { bucket: out, keyPrefix: 'link/$(date)/' }],
+      ['r', 'kodo', { bucket: out, keyPrefix: 'link/k', retention: 1 }],
+      ['h', 'hdfs', { path: `hdfs://nn:9000/${dir}/link/$(date)/` }],
+    ] as const) {
+      await ok(s, 'POST', `/v2/jobs/${job}/exports/${name}`, { type, spec: { ...spec, format: 'json' } });
+      const run = await runOnce(job);
+      assert.equal(run.status, 'Failed', `${name}: ${run.message}`);
+      assert.match(run.message, new RegExp(`job export ${name}: .*symbolic link`));
+      assert.deepEqual(readdirSync(outside), ['keep.json'], `${name}: nothing written or removed outside`);
+      await ok(s, 'DELETE', `/v2/jobs/${job}/exports/${name}`);
+    }
   });
 });
 

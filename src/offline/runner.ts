@@ -17,7 +17,7 @@ import { parseExportSpec } from './exportspec.ts';
 import { StagedExport, STAGING } from './exportwriter.ts';
 import type { JobService } from './jobs.ts';
 import { expand, formatTime, variableValues, variablesIn } from './magic.ts';
-import { bucketRoot, checkHdfsGrant, checkRelative } from './paths.ts';
+import { bucketRoot, checkHdfsGrant, checkNoLink, checkRelative } from './paths.ts';
 import type { AccountEngines } from './engines.ts';
 import { S3StagedExport } from './s3export.ts';
 import type { S3PendingJournal } from './s3pending.ts';
@@ -197,6 +197,8 @@ export class JobRunner {
         checkRelative(key, 'expanded keyPrefix');
         // Params and user variables can move an hdfs path: the grants apply to where it lands.
         if (spec.type === 'hdfs') checkHdfsGrant(acc, key, `hdfs:///${key}`);
+        // Local targets are written (and cleaned by retention) by path: never through a symlink.
+        if (!(spec.type === 'kodo' && onS3(config))) checkNoLink(root, key, 'the expanded keyPrefix');
       } catch (err) {
         throw new RunFailure(`job export ${e.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`);
       }
