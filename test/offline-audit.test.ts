@@ -266,6 +266,21 @@ describe('offline audit: job exports, variables and sources', () => {
       await ok(s, 'DELETE', `/v2/jobs/${job}/exports/${name}`);
     }
   });
+
+  it('keeps each value under its own name in a SELECT * job after a datasource PUT adds a field in the middle of its schema', async () => {
+    const b = bucket();
+    putObject(s, b, 'in/a.json', jsonl([{ id: 1, flag: true, name: 'x' }]));
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: b, keyPrefixes: ['in/'], fileType: 'json' }, schema: [{ key: 'id', valtype: 'long' }, { key: 'name', valtype: 'string' }] });
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: ds, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT * FROM t' }, scheduler: { type: 'manual' } });
+    const out = bucket();
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/e`, { type: 'kodo', spec: { bucket: out, keyPrefix: 'o/', format: 'json' } });
+    await ok(s, 'PUT', `/v2/datasources/${ds}`, { schema: [{ key: 'id', valtype: 'long' }, { key: 'flag', valtype: 'boolean' }, { key: 'name', valtype: 'string' }] });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.equal(readFileSync(path.join(s.config.bucketsDir, out, 'o', '2026-05-06-07-08-09', 'part-00000.json'), 'utf8'), '{"id":1,"name":"x"}\n');
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

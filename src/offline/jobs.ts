@@ -93,12 +93,14 @@ export class JobService {
     // A datasource's paths may use the job's params, so they are checked here, where the params are known.
     for (const p of paths) checkDefined(p.texts, known, `a path of datasource ${p.ds}`);
     const vars = variableValues(Date.now(), this.deps.config.timezone, store.listVariables(account), Object.fromEntries(eff.params.map((p) => [p.name, p.default])));
-    spec.schema = await this.describe(expand(spec.computation.code, vars), schemas);
+    const plan = await this.describe(expand(spec.computation.code, vars), schemas);
+    spec.schema = plan.fields;
+    spec.columns = plan.names;
     return spec;
   }
 
   /** The result schema of `sql` over empty tables of the sources' schemas; E18618 with the engine's reason. */
-  private async describe(sql: string, tables: Map<string, SchemaField[]>): Promise<SchemaField[]> {
+  private async describe(sql: string, tables: Map<string, SchemaField[]>): Promise<{ fields: SchemaField[]; names: string[] }> {
     const box = await openSandbox({
       memoryLimit: '256MB', threads: 1, tempDir: path.join(this.deps.tmpDir, `describe-${randomUUID()}`), readFiles: [], dirs: [],
     });
@@ -106,7 +108,8 @@ export class JobService {
       for (const [t, schema] of tables) {
         if (schema.length) await box.conn.run(createTableSql(t, schema));
       }
-      return (await checkQuery(box.conn, sql)).fields;
+      const plan = await checkQuery(box.conn, sql);
+      return { fields: plan.fields, names: plan.names };
     } catch (err) {
       if (err instanceof ApiError) throw new ApiError('E18618', err.message.replace(/^invalid transform SQL: /, ''), { cause: err });
       throw err;

@@ -24,6 +24,7 @@ import type { S3PendingJournal } from './s3pending.ts';
 import { FetchArea, onS3, sourceFiles } from './s3sources.ts';
 import { describeLocation, readSql, showPaths, type SourceFile } from './sources.ts';
 import type { JobRow, RunRow } from './store.ts';
+import type { SchemaField } from '../ingest/types.ts';
 import { poolTurn } from '../sql/exec.ts';
 
 /** A run that failed for a reason the user should read in the history. */
@@ -98,6 +99,15 @@ const CTE_LEADS = new Set(['select', 'from', '(', 'values']);
 /** The SQL without trailing semicolons and blanks, so it can be nested in another statement. */
 export function trimSql(sql: string): string {
   return sql.replace(/[\s;]+$/, '');
+}
+
+/** The select list giving a job's result its schema's names and types (`columns`: DuckDB's names, in schema order). */
+function resultColumns(schema: SchemaField[], columns: string[] | undefined): string {
+  return schema.map((f, i) => {
+    const col = quoteIdent(columns?.[i] ?? f.key);
+    const as = quoteIdent(f.key);
+    return f.valtype === 'long' ? `CAST(${col} AS BIGINT) AS ${as}` : f.valtype === 'float' ? `CAST(${col} AS DOUBLE) AS ${as}` : `${col} AS ${as}`;
+  }).join(', ');
 }
 
 export class JobRunner {
@@ -259,11 +269,10 @@ export class JobRunner {
       }
       const targets = writing.length + (needsOutput ? 1 : 0);
       // Written columns take the job schema's names and types, which exports and dependent jobs rely on:
-      // names were made usable at create (count(*) -> count_star, "Host Name" -> Host_Name), and a
-      // long is a BIGINT (sum() gives HUGEINT, which parquet would store as DOUBLE), a float a DOUBLE.
-      const schema = job.spec.schema ?? [];
-      const cols = schema.map((f) => (f.valtype === 'long' ? `CAST(${quoteIdent(f.key)} AS BIGINT) AS ${quoteIdent(f.key)}` : f.valtype === 'float' ? `CAST(${quoteIdent(f.key)} AS DOUBLE) AS ${quoteIdent(f.key)}` : quoteIdent(f.key)));
-      const named = schema.length ? `SELECT ${cols.join(', ')} FROM (${query}) AS "__q"(${schema.map((f) => quoteIdent(f.key)).join(', ')})\n` : query;
+      // names were made usable at create (count(*) -> count_star, "Host Name" -> Host_Name; picked by
+      // their DuckDB name, not position, as a SELECT * follows datasource PUTs), and a long is a BIGINT
+      // (sum() gives HUGEINT, which parquet would store as DOUBLE), a float a DOUBLE.
+      const named = job.spec.schema?.length ? `SELECT ${resultColumns(job.spec.schema, job.spec.columns)} FROM (${query})\n` : query;
       // With no target the result is still computed in full (a count over the
       // query would let DuckDB skip columns, and with them errors and cost).
       if (targets === 0) rows = (await poolTurn(() => conn.run(query))).rowCount;
