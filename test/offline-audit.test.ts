@@ -281,6 +281,29 @@ describe('offline audit: job exports, variables and sources', () => {
     assert.equal(run.status, 'Successful', run.message);
     assert.equal(readFileSync(path.join(s.config.bucketsDir, out, 'o', '2026-05-06-07-08-09', 'part-00000.json'), 'utf8'), '{"id":1,"name":"x"}\n');
   });
+
+  it('refuses a date field over values that are not times (E18615 naming field and value), for json and csv without header, and accepts ISO times', async () => {
+    const b = bucket();
+    putObject(s, b, 'j/a.json', jsonl([{ d: '2026-01-02 03:04:05' }, { d: 'yesterday' }]));
+    putObject(s, b, 'c/a.csv', '1,2026-01-02\n2,soon\n');
+    putObject(s, b, 'g/a.json', jsonl([{ d: '2026-01-02 03:04:05' }, { d: '2026-01-03' }, { d: null }]));
+    const bad = [
+      { spec: { keyPrefixes: ['j/'], fileType: 'json' }, schema: [{ key: 'd', valtype: 'date' }], value: 'yesterday' },
+      { spec: { keyPrefixes: ['c/'], fileType: 'csv' }, schema: [{ key: 'n', valtype: 'long' }, { key: 'd', valtype: 'date' }], value: 'soon' },
+    ];
+    for (const c of bad) {
+      const res = await s.call({ method: 'POST', url: `/v2/datasources/${fresh('ds')}`, body: { type: 'kodo', spec: { bucket: b, ...c.spec }, schema: c.schema } });
+      assert.equal(res.statusCode, 400, res.body);
+      assert.equal(errorCode(res), 'E18615');
+      assert.match(res.body, new RegExp(`field \\\\"d\\\\" is declared date but the files hold \\\\"${c.value}\\\\"`));
+    }
+    const good = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${good}`, { type: 'kodo', spec: { bucket: b, keyPrefixes: ['g/'], fileType: 'json' }, schema: [{ key: 'd', valtype: 'date' }] });
+    const job = fresh('job');
+    await ok(s, 'POST', `/v2/jobs/${job}`, { srcs: [{ name: good, type: 'datasource', tableName: 't' }], computation: { code: 'SELECT count(d) AS c FROM t' }, scheduler: { type: 'manual' } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {
