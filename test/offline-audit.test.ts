@@ -304,6 +304,24 @@ describe('offline audit: job exports, variables and sources', () => {
     const run = await runOnce(job);
     assert.equal(run.status, 'Successful', run.message);
   });
+
+  it('checks the files a datasource PUT points to against the whole schema, unless noVerifySchema', async () => {
+    const b = bucket();
+    putObject(s, b, 'c/a.json', jsonl([{ a: 1, b: 'x' }]));
+    putObject(s, b, 'd/a.json', jsonl([{ a: 2 }]));
+    putObject(s, b, 'e/a.json', jsonl([{ a: 3, b: 'z', c: true }]));
+    const ds = fresh('ds');
+    await ok(s, 'POST', `/v2/datasources/${ds}`, { type: 'kodo', spec: { bucket: b, keyPrefixes: ['c/'], fileType: 'json' } });
+    const moved = await s.call({ method: 'PUT', url: `/v2/datasources/${ds}`, body: { spec: { bucket: b, keyPrefixes: ['d/'], fileType: 'json' } } });
+    assert.equal(errorCode(moved), 'E18615');
+    assert.match(moved.body, /field \\"b\\" is not in the files/);
+    const empty = await s.call({ method: 'PUT', url: `/v2/datasources/${ds}`, body: { spec: { bucket: b, keyPrefixes: ['nothing/'], fileType: 'json' } } });
+    assert.equal(errorCode(empty), 'E18620');
+    assert.deepEqual((await ok(s, 'GET', `/v2/datasources/${ds}`)).spec.keyPrefixes, ['c/'], 'nothing stored');
+    await ok(s, 'PUT', `/v2/datasources/${ds}`, { spec: { bucket: b, keyPrefixes: ['e/'], fileType: 'json' } });
+    await ok(s, 'PUT', `/v2/datasources/${ds}`, { spec: { bucket: b, keyPrefixes: ['d/'], fileType: 'json' }, noVerifySchema: true });
+    assert.deepEqual((await ok(s, 'GET', `/v2/datasources/${ds}`)).spec.keyPrefixes, ['d/']);
+  });
 });
 
 describe('offline audit: per-account grants of job exports', () => {

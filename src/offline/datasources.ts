@@ -165,6 +165,8 @@ export class DatasourceService {
     if (spec.fileType !== old.fileType) throw new ApiError('E18614', `fileType cannot change (${old.fileType} -> ${spec.fileType}); create a new datasource`);
     await checkSourceAccess(this.deps.config, this.deps.account(account), spec);
     let schema = cur.schema;
+    const noVerify = body.noVerifySchema === true || cur.extra.noVerifySchema === true;
+    let check: SchemaField[] = [];
     if (body.schema !== undefined) {
       const next = parseSchema(body.schema);
       const byKey = new Map(next.map((f) => [f.key, f]));
@@ -173,13 +175,15 @@ export class DatasourceService {
         if (!n) throw new ApiError('E18615', `field "${f.key}" cannot be removed (an update may only add fields)`);
         if (n.valtype !== f.valtype) throw new ApiError('E18615', `field "${f.key}" cannot change type (${f.valtype} -> ${n.valtype})`);
       }
-      const noVerify = body.noVerifySchema === true || cur.extra.noVerifySchema === true;
       const added = next.filter((f) => !cur.schema.some((c) => c.key === f.key));
       // A csv without header names its columns by position: check the whole schema so each added field meets its own column.
       const positional = spec.fileType === 'csv' && !spec.containsHeader;
-      if (added.length && !noVerify) await this.resolveSchema(account, spec, positional ? next : added, false);
+      if (added.length) check = positional ? next : added;
       schema = next;
     }
+    // Files named by a new spec are checked against the whole schema, as at create.
+    if (JSON.stringify(storedSpec(spec)) !== JSON.stringify(storedSpec(old))) check = schema;
+    if (check.length && !noVerify) await this.resolveSchema(account, spec, check, false);
     this.deps.store.putDatasource(account, { ...cur, spec: storedSpec(spec), schema, updateTime: new Date().toISOString() });
   }
 
