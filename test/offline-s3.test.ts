@@ -116,7 +116,7 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
       await pipeline(await store.get('out-a', k), createWriteStream(file));
     }
     const rows = await readRows(`SELECT region, host, total, n FROM read_parquet('${local}/agg/2026-05-06/*/*.parquet', hive_partitioning=true) ORDER BY region, host`);
-    assert.deepEqual(rows, [{ region: 'bj', host: 'h2', total: 20, n: '1' }, { region: 'nb', host: 'h1', total: 40, n: '2' }]);
+    assert.deepEqual(rows, [{ region: 'bj', host: 'h2', total: '20', n: '1' }, { region: 'nb', host: 'h1', total: '40', n: '2' }], 'sum() is written as the job schema says: long (BIGINT)');
 
     // Overwrite: a second run replaces the output; the old keys are gone once the new manifest is in.
     const second = await runOnce(job);
@@ -152,6 +152,16 @@ describe('offline on the s3rver emulator (S3 bucket store)', () => {
     const counted = await runOnce(job2);
     assert.equal(counted.status, 'Successful', counted.message);
     assert.match(counted.message, /^1 rows/);
+  });
+
+  it('writes a manual job\'s export whose key prefix has no variable to that key itself (the file name), without a batch time', async () => {
+    await store.put('src-c', 'one/a.json', jsonl([{ a: 7 }]));
+    const job = await manualJob('src-c', 'one/', 'SELECT a FROM t');
+    await ok(s, 'POST', `/v2/jobs/${job}/exports/f`, { type: 'kodo', spec: { bucket: 'out-b', keyPrefix: `${job}/result.json`, format: 'json' } });
+    const run = await runOnce(job);
+    assert.equal(run.status, 'Successful', run.message);
+    assert.deepEqual(await keys('out-b', `${job}/`), [`${job}/result.json`]);
+    assert.equal(await text(await store.get('out-b', `${job}/result.json`)), '{"a":7}\n');
   });
 
   it('reads only the keys of an S3 export\'s manifest: a run still uploading (or its leftovers) stays invisible', async () => {

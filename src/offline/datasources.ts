@@ -7,11 +7,11 @@
 import type { AccountConfig, Config } from '../config.ts';
 import { ApiError, type ErrorCode } from '../errors.ts';
 import type { SchemaField, ValType } from '../ingest/types.ts';
-import { inferSchema, SAMPLE_FILES, verifySchema, type InferDeps } from './infer.ts';
+import { checkTimes, inferSchema, SAMPLE_FILES, verifySchema, type InferDeps } from './infer.ts';
 import { expand, variableValues } from './magic.ts';
 import { bucketRoot, checkBucketName, checkHdfsGrant, checkKey, hdfsRelative } from './paths.ts';
 import { checkS3Bucket, FetchArea, onS3, sourceFiles } from './s3sources.ts';
-import { describeLocation, parseSourceSpec, type SourceSpec } from './sources.ts';
+import { describeLocation, parseSourceSpec, type SourceFile, type SourceSpec } from './sources.ts';
 import type { DatasourceRow, OfflineStore } from './store.ts';
 
 export const OFFLINE_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,127}$/;
@@ -90,13 +90,18 @@ export class DatasourceService {
     return this.inferFrom(acc, spec, `nothing matches ${describeLocation(spec)}`);
   }
 
-  /** Infers from the first files `spec` matches (downloaded first on S3); E18620 with `none` when there are none. */
-  private async inferFrom(acc: AccountConfig, spec: SourceSpec, none: string): Promise<SchemaField[]> {
+  /**
+   * Infers from the first files `spec` matches (downloaded first on S3); E18620 with `none` when
+   * there are none. `then` may look further at the same files before they go.
+   */
+  private async inferFrom(acc: AccountConfig, spec: SourceSpec, none: string, then?: (files: SourceFile[], inferred: SchemaField[]) => Promise<void>): Promise<SchemaField[]> {
     const area = new FetchArea(this.deps.tmpDir, this.deps.config.offlineFetchBytes);
     try {
       const files = await sourceFiles(this.deps.config, acc, spec, '', area, SAMPLE_FILES);
       if (files.length === 0) throw new ApiError('E18620', none);
-      return await inferSchema(this.deps, spec, files);
+      const inferred = await inferSchema(this.deps, spec, files);
+      if (then) await then(files, inferred);
+      return inferred;
     } finally {
       await area.close();
     }
@@ -115,15 +120,22 @@ export class DatasourceService {
     // Paths may hold magic variables: check against the files they name now.
     const vars = variableValues(Date.now(), this.deps.config.timezone, this.deps.store.listVariables(account), {});
     const now = { ...spec, prefixes: spec.prefixes.map((p) => expand(p, vars)) };
-    let inferred = await this.inferFrom(this.deps.account(account), now, `nothing matches ${describeLocation(now)}; create the files first or set noVerifySchema with a schema`);
-    if (!given || given.length === 0) return inferred;
-    if (spec.fileType === 'csv' && !spec.containsHeader) {
+    const checkGiven = async (files: SourceFile[], sniffed: SchemaField[]): Promise<void> => {
+      if (!given || given.length === 0) return;
       // Without a header the schema names the columns in order.
-      if (given.length > inferred.length) throw new ApiError('E18615', `the schema has ${given.length} fields but the files have ${inferred.length} columns`);
-      inferred = inferred.map((f, i) => ({ ...f, key: given[i]?.key ?? f.key }));
-    }
-    verifySchema(given, inferred);
-    return given;
+      const positional = spec.fileType === 'csv' && !spec.containsHeader;
+      if (positional && given.length > sniffed.length) throw new ApiError('E18615', `the schema has ${given.length} fields but the files have ${sniffed.length} columns`);
+      const inferred = positional ? sniffed.map((f, i) => ({ ...f, key: given[i]?.key ?? f.key })) : sniffed;
+      verifySchema(given, inferred);
+      // A date field over strings: the strings must be times.
+      const times = given.flatMap((f) => {
+        const i = inferred.findIndex((x) => x.key === f.key);
+        return f.valtype === 'date' && inferred[i]?.valtype === 'string' ? [{ key: f.key, col: sniffed[i]?.key ?? f.key }] : [];
+      });
+      await checkTimes(this.deps, now, files, times);
+    };
+    const inferred = await this.inferFrom(this.deps.account(account), now, `nothing matches ${describeLocation(now)}; create the files first or set noVerifySchema with a schema`, checkGiven);
+    return given && given.length > 0 ? given : inferred;
   }
 
   async create(account: string, name: string, body: Record<string, unknown>): Promise<void> {
@@ -153,6 +165,8 @@ export class DatasourceService {
     if (spec.fileType !== old.fileType) throw new ApiError('E18614', `fileType cannot change (${old.fileType} -> ${spec.fileType}); create a new datasource`);
     await checkSourceAccess(this.deps.config, this.deps.account(account), spec);
     let schema = cur.schema;
+    const noVerify = body.noVerifySchema === true || cur.extra.noVerifySchema === true;
+    let check: SchemaField[] = [];
     if (body.schema !== undefined) {
       const next = parseSchema(body.schema);
       const byKey = new Map(next.map((f) => [f.key, f]));
@@ -161,11 +175,15 @@ export class DatasourceService {
         if (!n) throw new ApiError('E18615', `field "${f.key}" cannot be removed (an update may only add fields)`);
         if (n.valtype !== f.valtype) throw new ApiError('E18615', `field "${f.key}" cannot change type (${f.valtype} -> ${n.valtype})`);
       }
-      const noVerify = body.noVerifySchema === true || cur.extra.noVerifySchema === true;
       const added = next.filter((f) => !cur.schema.some((c) => c.key === f.key));
-      if (added.length && !noVerify) await this.resolveSchema(account, spec, added, false);
+      // A csv without header names its columns by position: check the whole schema so each added field meets its own column.
+      const positional = spec.fileType === 'csv' && !spec.containsHeader;
+      if (added.length) check = positional ? next : added;
       schema = next;
     }
+    // Files named by a new spec are checked against the whole schema, as at create.
+    if (JSON.stringify(storedSpec(spec)) !== JSON.stringify(storedSpec(old))) check = schema;
+    if (check.length && !noVerify) await this.resolveSchema(account, spec, check, false);
     this.deps.store.putDatasource(account, { ...cur, spec: storedSpec(spec), schema, updateTime: new Date().toISOString() });
   }
 

@@ -5,7 +5,7 @@
  * style (`key=value/`), written by COPY ... PARTITION_BY.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
@@ -81,7 +81,8 @@ export class StagedExport {
     const body = s.fields.filter((f) => !s.partitionBy.includes(f.out));
     let select: string;
     if (s.format === 'text') {
-      select = `SELECT ${partCols}concat_ws(${quoteLiteral('\t')}, ${body.map((f) => `CAST(${quoteIdent(f.col)} AS VARCHAR)`).join(', ')}) AS "line" FROM ${source}`;
+      // concat_ws skips NULL arguments, which would shift the later columns: a null is an empty field.
+      select = `SELECT ${partCols}concat_ws(${quoteLiteral('\t')}, ${body.map((f) => `coalesce(CAST(${quoteIdent(f.col)} AS VARCHAR), '')`).join(', ')}) AS "line" FROM ${source}`;
     } else if (s.format === 'json') {
       select = `SELECT ${partCols}to_json(struct_pack(${body.map((f) => `${quoteIdent(f.out)} := ${quoteIdent(f.col)}`).join(', ')})) AS "line" FROM ${source}`;
     } else {
@@ -202,6 +203,8 @@ export async function enforceRetention(root: string, prefix: string, days: numbe
   const dir = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
   const base = path.join(root, dir);
   if (!existsSync(base)) return 0;
+  // A symlink on the way would lead the clean-up out of the root.
+  if (realpathSync.native(base) !== path.join(realpathSync.native(root), dir)) return 0;
   const cutoff = now - days * 86_400_000;
   let removed = 0;
   const walk = async (d: string): Promise<void> => {

@@ -10,8 +10,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApiError } from '../errors.ts';
 import type { SchemaField, ValType } from '../ingest/types.ts';
 import { engineMessage } from '../sql/check.ts';
+import { quoteIdent } from '../sql/types.ts';
 import { openSandbox } from './sandbox.ts';
-import { sniffSql, type SourceFile, type SourceSpec } from './sources.ts';
+import { showPaths, sniffSql, type SourceFile, type SourceSpec } from './sources.ts';
 
 /** Files sampled by inference: enough to see the variety, bounded in time. */
 export const SAMPLE_FILES = 50;
@@ -51,7 +52,7 @@ export async function inferSchema(deps: InferDeps, spec: SourceSpec, files: Sour
     return cols.map((c) => ({ key: c.name, valtype: valtypeOf(c.type), required: false }));
   } catch (err) {
     const shown = sample.slice(0, 3).map((f) => f.shown).join(', ');
-    throw new ApiError('E18623', `cannot read ${shown}${sample.length > 3 ? ', ...' : ''} as ${spec.fileType}: ${engineMessage(err).split('\n')[0]}`, { cause: err });
+    throw new ApiError('E18623', `cannot read ${shown}${sample.length > 3 ? ', ...' : ''} as ${spec.fileType}: ${showPaths(engineMessage(err).split('\n')[0] ?? '', sample)}`, { cause: err });
   } finally {
     await box.close();
   }
@@ -77,5 +78,32 @@ export function verifySchema(declared: SchemaField[], inferred: SchemaField[]): 
     if (!(ACCEPTS[f.valtype] ?? []).includes(got)) {
       throw new ApiError('E18615', `field "${f.key}" is declared ${f.valtype} but the files hold ${got}; set noVerifySchema to skip the check`);
     }
+  }
+}
+
+/**
+ * A `date` field accepts files holding strings only when they are times:
+ * E18615 names the first sampled value that is not (the runs would fail on
+ * it). `fields` pairs each such field with its column in the sniffed files.
+ */
+export async function checkTimes(deps: InferDeps, spec: SourceSpec, files: SourceFile[], fields: Array<{ key: string; col: string }>): Promise<void> {
+  if (fields.length === 0) return;
+  const sample = files.slice(0, SAMPLE_FILES);
+  const box = await openSandbox({
+    memoryLimit: deps.memoryLimit, threads: deps.threads,
+    tempDir: path.join(deps.tmpDir, `infer-${randomUUID()}`),
+    readFiles: sample.map((f) => f.file), dirs: [],
+  });
+  try {
+    for (const f of fields) {
+      const c = quoteIdent(f.col);
+      const r = await box.conn.runAndReadAll(`SELECT CAST(${c} AS VARCHAR) FROM (${sniffSql(spec, sample.map((x) => x.file))}) WHERE ${c} IS NOT NULL AND TRY_CAST(${c} AS TIMESTAMP) IS NULL LIMIT 1`);
+      const v = r.getRows()[0]?.[0];
+      if (v !== undefined && v !== null) {
+        throw new ApiError('E18615', `field "${f.key}" is declared date but the files hold "${String(v).slice(0, 80)}", which is not a time; set noVerifySchema to skip the check`);
+      }
+    }
+  } finally {
+    await box.close();
   }
 }

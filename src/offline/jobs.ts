@@ -10,7 +10,7 @@ import { ApiError } from '../errors.ts';
 import type { SchemaField } from '../ingest/types.ts';
 import { checkQuery } from '../sql/check.ts';
 import { createTableSql } from '../sql/types.ts';
-import { checkName, type OfflineDeps } from './datasources.ts';
+import { checkName, sourceSpecOf, type OfflineDeps } from './datasources.ts';
 import { parseJobBody } from './jobspec.ts';
 import { checkDefined, expand, variableValues } from './magic.ts';
 import { openSandbox } from './sandbox.ts';
@@ -57,11 +57,13 @@ export class JobService {
   private async check(account: string, name: string, spec: JobSpec): Promise<JobSpec> {
     const { store } = this.deps;
     const schemas = new Map<string, SchemaField[]>();
+    const paths: Array<{ ds: string; texts: string[] }> = [];
     for (const s of spec.srcs) {
       if (s.type === 'datasource') {
         const d = store.getDatasource(account, s.name);
         if (!d) throw new ApiError('E18612', `datasource "${s.name}" does not exist`);
         schemas.set(s.tableName, d.schema);
+        paths.push({ ds: s.name, texts: sourceSpecOf(d).prefixes });
       } else {
         if (s.name === name) throw new ApiError('E18614', 'a job cannot read its own output');
         const up = store.getJob(account, s.name);
@@ -88,13 +90,17 @@ export class JobService {
     const known = new Set([...eff.params.map((p) => p.name), ...store.listVariables(account).map((v) => v.name)]);
     checkDefined([spec.computation.code], known, 'the SQL');
     checkDefined(spec.srcs.map((s) => s.fileFilter ?? ''), known, 'a fileFilter');
+    // A datasource's paths may use the job's params, so they are checked here, where the params are known.
+    for (const p of paths) checkDefined(p.texts, known, `a path of datasource ${p.ds}`);
     const vars = variableValues(Date.now(), this.deps.config.timezone, store.listVariables(account), Object.fromEntries(eff.params.map((p) => [p.name, p.default])));
-    spec.schema = await this.describe(expand(spec.computation.code, vars), schemas);
+    const plan = await this.describe(expand(spec.computation.code, vars), schemas);
+    spec.schema = plan.fields;
+    spec.columns = plan.names;
     return spec;
   }
 
   /** The result schema of `sql` over empty tables of the sources' schemas; E18618 with the engine's reason. */
-  private async describe(sql: string, tables: Map<string, SchemaField[]>): Promise<SchemaField[]> {
+  private async describe(sql: string, tables: Map<string, SchemaField[]>): Promise<{ fields: SchemaField[]; names: string[] }> {
     const box = await openSandbox({
       memoryLimit: '256MB', threads: 1, tempDir: path.join(this.deps.tmpDir, `describe-${randomUUID()}`), readFiles: [], dirs: [],
     });
@@ -102,7 +108,8 @@ export class JobService {
       for (const [t, schema] of tables) {
         if (schema.length) await box.conn.run(createTableSql(t, schema));
       }
-      return (await checkQuery(box.conn, sql)).fields;
+      const plan = await checkQuery(box.conn, sql);
+      return { fields: plan.fields, names: plan.names };
     } catch (err) {
       if (err instanceof ApiError) throw new ApiError('E18618', err.message.replace(/^invalid transform SQL: /, ''), { cause: err });
       throw err;
@@ -127,9 +134,38 @@ export class JobService {
   async replace(account: string, name: string, body: Record<string, unknown>): Promise<JobRow> {
     const cur = this.must(account, name);
     const spec = await this.check(account, name, parseJobBody(body));
+    this.checkUsers(account, name, spec);
     const row: JobRow = { ...cur, spec, updateTime: new Date().toISOString() };
     this.deps.store.putJob(account, row);
     return row;
+  }
+
+  /**
+   * A job's exports and its depend jobs (down the chain) take their variables
+   * from this job's params: after a PUT every one they use must still be
+   * defined (E18657 naming it and where it is used).
+   */
+  private checkUsers(account: string, name: string, spec: JobSpec): void {
+    const { store } = this.deps;
+    const params = spec.scheduler.type === 'depend' ? this.effective(account, { name, spec, paused: false, createTime: '', updateTime: '' }).params : spec.params;
+    const known = new Set([...params.map((p) => p.name), ...store.listVariables(account).map((v) => v.name)]);
+    const visit = (job: string, depth: number): void => {
+      const of = job === name ? '' : ` of depend job ${job}`;
+      for (const e of store.listExports(account, job)) checkDefined([String(e.spec.keyPrefix ?? e.spec.path ?? '')], known, `the keyPrefix of job export ${e.name}${of}`);
+      if (depth >= MAX_CHAIN) return;
+      for (const d of store.jobsUsing(account, 'job', job)) {
+        const dj = store.getJob(account, d);
+        if (!dj || dj.spec.scheduler.type !== 'depend') continue;
+        checkDefined([dj.spec.computation.code], known, `the SQL of depend job ${d}`);
+        checkDefined(dj.spec.srcs.map((x) => x.fileFilter ?? ''), known, `a fileFilter of depend job ${d}`);
+        for (const x of dj.spec.srcs) {
+          const ds = x.type === 'datasource' ? store.getDatasource(account, x.name) : undefined;
+          if (ds) checkDefined(sourceSpecOf(ds).prefixes, known, `a path of datasource ${x.name} (read by depend job ${d})`);
+        }
+        visit(d, depth + 1);
+      }
+    };
+    visit(name, 0);
   }
 
   /** Refuses (E18608) while another job reads this one or it has job exports. */

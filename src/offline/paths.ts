@@ -38,6 +38,25 @@ export function checkRelative(key: string, what: string): string {
   return key;
 }
 
+/**
+ * Refuses (E18638) a relative path whose existing folders or file under
+ * `root` include a symbolic link: writing or cleaning up through one would
+ * leave the root.
+ */
+export function checkNoLink(root: string, rel: string, what: string): void {
+  let cur = root;
+  for (const seg of rel.split('/').filter((x) => x !== '')) {
+    cur = path.join(cur, seg);
+    let st;
+    try {
+      st = lstatSync(cur);
+    } catch {
+      return; // not there yet: created as a plain folder
+    }
+    if (st.isSymbolicLink()) throw new ApiError('E18638', `${what} "${rel.slice(0, 80)}" passes through a symbolic link (${path.relative(root, cur)}), which could lead out of its root`);
+  }
+}
+
 /** The relative path of `hdfs://host:port/p`, `/p` or `p` under the hdfs root. */
 export function hdfsRelative(url: string): string {
   const m = /^hdfs:\/\/[^/]*(\/.*)?$/i.exec(url);

@@ -17,13 +17,14 @@ import { parseExportSpec } from './exportspec.ts';
 import { StagedExport, STAGING } from './exportwriter.ts';
 import type { JobService } from './jobs.ts';
 import { expand, formatTime, variableValues, variablesIn } from './magic.ts';
-import { bucketRoot, checkRelative } from './paths.ts';
+import { bucketRoot, checkHdfsGrant, checkNoLink, checkRelative } from './paths.ts';
 import type { AccountEngines } from './engines.ts';
 import { S3StagedExport } from './s3export.ts';
 import type { S3PendingJournal } from './s3pending.ts';
 import { FetchArea, onS3, sourceFiles } from './s3sources.ts';
-import { describeLocation, readSql } from './sources.ts';
+import { describeLocation, readSql, showPaths, type SourceFile } from './sources.ts';
 import type { JobRow, RunRow } from './store.ts';
+import type { SchemaField } from '../ingest/types.ts';
 import { poolTurn } from '../sql/exec.ts';
 
 /** A run that failed for a reason the user should read in the history. */
@@ -100,6 +101,15 @@ export function trimSql(sql: string): string {
   return sql.replace(/[\s;]+$/, '');
 }
 
+/** The select list giving a job's result its schema's names and types (`columns`: DuckDB's names, in schema order). */
+function resultColumns(schema: SchemaField[], columns: string[] | undefined): string {
+  return schema.map((f, i) => {
+    const col = quoteIdent(columns?.[i] ?? f.key);
+    const as = quoteIdent(f.key);
+    return f.valtype === 'long' ? `CAST(${col} AS BIGINT) AS ${as}` : f.valtype === 'float' ? `CAST(${col} AS DOUBLE) AS ${as}` : `${col} AS ${as}`;
+  }).join(', ');
+}
+
 export class JobRunner {
   constructor(
     private readonly deps: OfflineDeps,
@@ -137,12 +147,20 @@ export class JobRunner {
 
     // Sources -> files, or the upstream job's output.
     const readFiles: string[] = [];
+    const known: SourceFile[] = []; // how the files are shown in messages
     const tables: Array<{ name: string; select: string }> = [];
     for (const src of job.spec.srcs) {
       if (src.type === 'job') {
         const out = outputFile(this.deps, account, src.name);
-        if (!existsSync(out)) throw new RunFailure(`source job ${src.name} has no successful output yet`);
+        if (!existsSync(out)) {
+          // Outputs are kept only for jobs that another job reads (runs of other jobs write none).
+          const ran = store.history(account, src.name, { status: 'Successful', sortBy: 'runId', desc: true, page: 1, size: 1 }).total > 0;
+          throw new RunFailure(ran
+            ? `source job ${src.name} has no output kept yet: a job's output is kept from its first successful run after a job reading it was created; run ${src.name} again`
+            : `source job ${src.name} has no successful output yet`);
+        }
         readFiles.push(out);
+        known.push({ file: out, shown: `the output of job ${src.name}`, size: 0 });
         tables.push({ name: src.tableName, select: `SELECT * FROM read_parquet(${quoteLiteral(out)})` });
         continue;
       }
@@ -162,6 +180,7 @@ export class JobRunner {
       }
       if (files.length === 0) throw new RunFailure(`no files match ${describeLocation(spec, filter)} (table ${src.tableName}, datasource ${src.name})`);
       readFiles.push(...files.map((f) => f.file));
+      known.push(...files);
       tables.push({ name: src.tableName, select: readSql(spec, files.map((f) => f.file), ds.schema) });
     }
 
@@ -179,15 +198,20 @@ export class JobRunner {
       } catch (err) {
         throw new RunFailure(`job export ${e.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`, { cause: err });
       }
+      // For once/manual jobs a key prefix not ending in '/' is the file name itself (reference), so no batch time is added to it.
+      const single = (eff.scheduler.type === 'once' || eff.scheduler.type === 'manual') && spec.partitionBy.length === 0 && spec.fileCount === 1 && spec.keyPrefix !== '' && !spec.keyPrefix.endsWith('/');
       let key = ex(spec.keyPrefix, `keyPrefix of job export ${e.name}`);
-      if (variablesIn(spec.keyPrefix).length === 0) key += formatTime(run.batchTime, 'yyyy-MM-dd-HH-mm-ss', config.timezone);
+      if (!single && variablesIn(spec.keyPrefix).length === 0) key += formatTime(run.batchTime, 'yyyy-MM-dd-HH-mm-ss', config.timezone);
       key = key.replace(/\/+$/, '');
       try {
         checkRelative(key, 'expanded keyPrefix');
+        // Params and user variables can move an hdfs path: the grants apply to where it lands.
+        if (spec.type === 'hdfs') checkHdfsGrant(acc, key, `hdfs:///${key}`);
+        // Local targets are written (and cleaned by retention) by path: never through a symlink.
+        if (!(spec.type === 'kodo' && onS3(config))) checkNoLink(root, key, 'the expanded keyPrefix');
       } catch (err) {
-        throw new RunFailure(`job export ${e.name}: ${(err as Error).message}`);
+        throw new RunFailure(`job export ${e.name}: ${err instanceof ApiError ? err.wire : (err as Error).message}`);
       }
-      const single = (eff.scheduler.type === 'once' || eff.scheduler.type === 'manual') && spec.partitionBy.length === 0 && spec.fileCount === 1 && spec.keyPrefix !== '' && !spec.keyPrefix.endsWith('/');
       const shown = spec.type === 'kodo' ? `kodo://${spec.bucket}/${key}` : `hdfs:///${key}`;
       const target = { name: e.name, root, key, singleFile: single, runId: run.runId, shown };
       const se = spec.type === 'kodo' && onS3(config) ? new S3StagedExport(config, spec, target, this.journal, { account, job: job.name }) : new StagedExport(spec, target);
@@ -244,11 +268,16 @@ export class JobRunner {
         query = `${sql}\n`;
       }
       const targets = writing.length + (needsOutput ? 1 : 0);
+      // Written columns take the job schema's names and types, which exports and dependent jobs rely on:
+      // names were made usable at create (count(*) -> count_star, "Host Name" -> Host_Name; picked by
+      // their DuckDB name, not position, as a SELECT * follows datasource PUTs), and a long is a BIGINT
+      // (sum() gives HUGEINT, which parquet would store as DOUBLE), a float a DOUBLE.
+      const named = job.spec.schema?.length ? `SELECT ${resultColumns(job.spec.schema, job.spec.columns)} FROM (${query})\n` : query;
       // With no target the result is still computed in full (a count over the
       // query would let DuckDB skip columns, and with them errors and cost).
       if (targets === 0) rows = (await poolTurn(() => conn.run(query))).rowCount;
-      else if (targets > 1) await poolTurn(() => conn.run(`CREATE TEMP TABLE "__result" AS ${query}`));
-      const source = targets > 1 ? '"__result"' : `(${query})`;
+      else if (targets > 1) await poolTurn(() => conn.run(`CREATE TEMP TABLE "__result" AS ${named}`));
+      const source = targets > 1 ? '"__result"' : `(${named})`;
       if (needsOutput) {
         const r = await poolTurn(() => conn.runAndReadAll(`COPY (SELECT * FROM ${source}) TO ${quoteLiteral(path.join(outStaging, 'out.parquet'))} (FORMAT parquet)`));
         rows = Number(r.getRows()[0]?.[0] ?? 0);
@@ -269,7 +298,7 @@ export class JobRunner {
       if (err instanceof RunFailure) throw err;
       // A statement failed before the SQL was checked on this run's files: if the check fails, it says where.
       if (!checked && sql) await this.explain(box.conn, views, sql);
-      const msg = engineMessage(err);
+      const msg = showPaths(engineMessage(err), known);
       if (/out of memory/i.test(msg)) throw new RunFailure(`out of memory (limit ${this.deps.memoryLimit}): ${msg.split('\n')[0]}`, { cause: err });
       throw new RunFailure(msg.split('\n')[0] ?? msg, { cause: err });
     } finally {

@@ -51,7 +51,8 @@ export function matchFiles(config: Config, account: AccountConfig, spec: SourceS
     for (const prefix of spec.prefixes.length ? spec.prefixes : ['']) add(listFiles(root, prefix + filter), (k) => `kodo://${spec.bucket}/${k}`);
   } else {
     for (const p of spec.prefixes) {
-      let rel = hdfsRelative(p);
+      // `dir/` names the folder like `dir` does (a pattern ending in '/' would look for `dir//…`).
+      let rel = hdfsRelative(p).replace(/\/+$/, '');
       checkHdfsGrant(account, rel, p);
       if (isFolder(config.hdfsRoot, rel)) rel += '/';
       add(listFiles(config.hdfsRoot, rel + filter), (k) => `hdfs:///${k}`);
@@ -63,7 +64,7 @@ export function matchFiles(config: Config, account: AccountConfig, spec: SourceS
 /** Where the files were looked for, for "no files" messages. */
 export function describeLocation(spec: SourceSpec, filter = ''): string {
   if (spec.type === 'kodo') return (spec.prefixes.length ? spec.prefixes : ['']).map((p) => `kodo://${spec.bucket}/${p}${filter}*`).join(', ');
-  return spec.prefixes.map((p) => `${p}${filter ? '/' + filter : ''}`).join(', ');
+  return spec.prefixes.map((p) => `${p.replace(/\/+$/, '')}${filter ? '/' + filter : ''}`).join(', ');
 }
 
 const files = (fs: string[]): string => `[${fs.map(quoteLiteral).join(', ')}]`;
@@ -92,7 +93,8 @@ export function readSql(spec: SourceSpec, fs: string[], schema: SchemaField[]): 
     case 'csv': {
       if (spec.containsHeader) return `SELECT ${cols} FROM read_csv(${files(fs)}, ${csvOptions(spec)}, all_varchar=true, union_by_name=true)`;
       const named = schema.map((f) => `${quoteLiteral(f.key)}: 'VARCHAR'`).join(', ');
-      return `SELECT ${cols} FROM read_csv(${files(fs)}, ${csvOptions(spec)}, columns={${named}}, auto_detect=false, null_padding=true)`;
+      // The schema names the leading columns: shorter rows are padded with NULLs, longer ones' extra columns ignored (strict_mode=false).
+      return `SELECT ${cols} FROM read_csv(${files(fs)}, ${csvOptions(spec)}, columns={${named}}, auto_detect=false, null_padding=true, strict_mode=false)`;
     }
     case 'text':
       return `SELECT "text" FROM ${textReader(fs)}`;
@@ -141,6 +143,16 @@ export function parseSourceSpec(type: unknown, raw: unknown): SourceSpec {
     spec.containsHeader = (s.containsHeader as boolean | undefined) ?? false;
   }
   return spec;
+}
+
+/** `message` (a reader's error) with the server paths of `files` replaced by how users know them (kodo://bucket/key, hdfs:///path). */
+export function showPaths(message: string, files: SourceFile[]): string {
+  let m = message;
+  // Longest first, so a path that starts another one (a.json, a.json.gz) does not cut it.
+  for (const f of [...files].sort((a, b) => b.file.length - a.file.length)) {
+    if (m.includes(f.file)) m = m.split(f.file).join(f.shown);
+  }
+  return m;
 }
 
 /** Short name of a file for messages. */

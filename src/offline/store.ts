@@ -36,6 +36,8 @@ export interface JobSpec {
   extra: Record<string, unknown>;
   /** The SQL's result schema, found when the job was created or replaced. */
   schema?: SchemaField[];
+  /** The result columns' names as DuckDB gives them, in schema order (`count_star()` for the field count_star). */
+  columns?: string[];
 }
 
 export type SchedulerType = 'crontab' | 'loop' | 'once' | 'manual' | 'depend';

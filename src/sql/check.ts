@@ -12,6 +12,8 @@ import { planType, quoteIdent, quoteLiteral, toField, uniqueKeys, type TypePlan 
 export interface QueryPlan {
   fields: SchemaField[];
   plans: TypePlan[];
+  /** The result columns' names as DuckDB gives them (fields have them sanitised). */
+  names: string[];
 }
 
 /**
@@ -76,7 +78,7 @@ export async function checkQuery(conn: DuckDBConnection, sql: string): Promise<Q
       plans.push(planType(prepared.columnType(i)));
     }
     const keys = uniqueKeys(names);
-    return { fields: plans.map((p, i) => toField(keys[i] ?? '', p)), plans };
+    return { fields: plans.map((p, i) => toField(keys[i] ?? '', p)), plans, names };
   } finally {
     prepared.destroySync();
   }
