@@ -171,11 +171,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
 
   const retention = setInterval(() => {
     logs.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'retention failed'));
-    try {
-      logdb.enforceRetention();
-    } catch (err) {
-      app.log.error({ error: err }, 'log store retention failed');
-    }
+    logdb.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'log store retention failed'));
   }, 60_000);
   retention.unref();
 
@@ -186,7 +182,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
     await stages.close();
     await Promise.allSettled([sql.close(), js.close(), jvm.close(), parsePool.close()]);
     await logs.close();
-    logdb.close();
+    await logdb.close();
     meta.close();
   });
   return { app, ctx, generated, offline };

@@ -1,11 +1,13 @@
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { ApiError } from '../errors.ts';
+import type { Row } from './convert.ts';
 import { LogRepo, type RepoDef } from './repo.ts';
 import { checkEvolution, normaliseSchema, parseRetention, REPO_NAME_RE } from './schema.ts';
 import { parseKeepAlive, ScrollCache } from './scroll.ts';
 import { planHistogram, type HistogramAnswer } from './histogram.ts';
 import { QueryPool, type PoolOptions } from './pool.ts';
+import { LogWriter } from './writer.ts';
 import { isDefaultOrder, planSearch, QUERY_TIME_LIMIT_MS, type PageResult, type SearchAnswer, type SearchParams, type SearchResult } from './search.ts';
 
 export interface LogDbOptions {
@@ -40,6 +42,10 @@ export class LogDb {
   queryTimeMs: number;
   /** Searches, scroll pages and histograms run here, off the event loop. */
   readonly pool: QueryPool;
+  /** Every change to a repo file runs here, off the event loop, in posting order. */
+  readonly writer = new LogWriter();
+  /** Files being deleted by the writer: not found meanwhile, even though they still exist. */
+  private readonly deleting = new Map<string, Promise<unknown>>();
 
   constructor(readonly opts: LogDbOptions) {
     this.now = opts.now ?? Date.now;
@@ -64,9 +70,9 @@ export class LogDb {
     if (hit) return hit;
     if (!REPO_NAME_RE.test(name)) return undefined;
     const file = this.file(account, name);
-    if (!existsSync(file)) return undefined;
-    const repo = new LogRepo(file);
-    this.repos.set(key, repo);
+    if (this.deleting.has(file) || !existsSync(file)) return undefined;
+    const repo = LogRepo.load(file);
+    if (repo) this.repos.set(key, repo);
     return repo;
   }
 
@@ -77,8 +83,8 @@ export class LogDb {
     return r;
   }
 
-  /** Creates a repo from a create body (official-extensions 3.2, 3.9). */
-  create(account: string, name: string, body: Record<string, unknown>): RepoDef {
+  /** Creates a repo from a create body (official-extensions 3.2, 3.9); the writer thread makes the file. */
+  async create(account: string, name: string, body: Record<string, unknown>): Promise<RepoDef> {
     if (!REPO_NAME_RE.test(name)) throw new ApiError('E8105', `"${name}" must match ${REPO_NAME_RE.source}`);
     const region = body.region;
     if (typeof region !== 'string' || region === '') throw new ApiError('E8103');
@@ -103,14 +109,21 @@ export class LogDb {
     };
     if (def.fullText.enabled) normaliseSchema([{ key: 'x', valtype: 'string', analyzer: def.fullText.analyzer }]);
     if (this.find(account, name)) throw new ApiError('E8112', `log repo "${name}" already exists`);
-    mkdirSync(path.join(this.opts.dir, account), { recursive: true });
+    // Registered at once, so a second create answers E8112 and writes posted next run after the file exists.
+    const key = `${account}/${name}`;
     const repo = new LogRepo(this.file(account, name), def);
-    this.repos.set(`${account}/${name}`, repo);
+    this.repos.set(key, repo);
+    try {
+      this.checkColumns(repo, await this.writer.run<{ cols: string }>({ kind: 'create', file: repo.file, def }));
+    } catch (err) {
+      if (this.repos.get(key) === repo) this.repos.delete(key);
+      throw err;
+    }
     return def;
   }
 
   /** Updates retention, description and the schema (fields may be added, analyzers changed). */
-  update(account: string, name: string, body: Record<string, unknown>): RepoDef {
+  async update(account: string, name: string, body: Record<string, unknown>): Promise<RepoDef> {
     const repo = this.get(account, name);
     const prev = repo.def;
     const schema = body.schema === undefined || body.schema === null ? prev.schema : normaliseSchema(body.schema);
@@ -124,8 +137,51 @@ export class LogDb {
       description: typeof body.description === 'string' ? body.description : prev.description,
       updateTime: new Date(this.now()).toISOString(),
     };
-    repo.apply(def);
+    // The view takes the new layout now: documents converted from here on are queued after the apply.
+    repo.setDef(def);
+    try {
+      this.checkColumns(repo, await this.writer.run<{ cols: string }>({ kind: 'apply', file: repo.file, def }));
+    } catch (err) {
+      // The file kept its old definition: read it again on next use.
+      this.forgetView(account, name, repo);
+      throw err;
+    }
     return def;
+  }
+
+  /** The writer laid the file out differently from this thread's view (never expected): re-read it. */
+  private checkColumns(repo: LogRepo, got: { cols: string }): void {
+    if (got.cols === repo.signature) return;
+    for (const [k, v] of this.repos) if (v === repo) this.repos.delete(k);
+    throw new ApiError('E8004', `log repo columns disagree (${got.cols} written, ${repo.signature} expected)`);
+  }
+
+  private forgetView(account: string, name: string, repo: LogRepo): void {
+    const key = `${account}/${name}`;
+    if (this.repos.get(key) === repo) this.repos.delete(key);
+  }
+
+  /**
+   * Inserts converted rows in one transaction on the writer thread; resolves
+   * once committed (durable in the WAL, visible to searches). `source`
+   * records an export's next offset in the same transaction. E8111 when the
+   * repo was deleted before the write was posted.
+   */
+  async write(repo: LogRepo, rows: Row[], source?: { key: string; next: number }): Promise<void> {
+    if (repo.deleted) throw new ApiError('E8111', `log repo "${repo.def.name}" does not exist`);
+    // The stored JSON is made here: a string crosses to the thread cheaper than the object (decision 015, amendment 2).
+    for (const r of rows) {
+      r.json = JSON.stringify(r.doc);
+      (r as { doc?: unknown }).doc = undefined;
+    }
+    const r = await this.writer.run<{ multi: string[] }>({ kind: 'insert', file: repo.file, cols: repo.signature, rows, now: this.now(), source });
+    repo.noteMulti(r.multi);
+  }
+
+  /** The next source offset an export recorded in a repo (0 when none), read after every write queued before. */
+  sourceNext(repo: LogRepo, key: string): Promise<number> {
+    if (repo.deleted) return Promise.reject(new ApiError('E8111', `log repo "${repo.def.name}" does not exist`));
+    return this.writer.run<number>({ kind: 'next', file: repo.file, key });
   }
 
   /** Repo definitions of an account, by name. */
@@ -139,28 +195,42 @@ export class LogDb {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** Deletes a repo and its file. */
-  delete(account: string, name: string): void {
+  /**
+   * Deletes a repo and its file. Gone for requests at once; writes posted
+   * before finish first (the writer runs jobs in order), later ones answer E8111.
+   */
+  async delete(account: string, name: string): Promise<void> {
     const repo = this.get(account, name);
-    repo.close();
+    repo.deleted = true;
     this.repos.delete(`${account}/${name}`);
     this.scrolls.dropRepo(repo);
-    this.pool.forget(repo.file);
-    for (const suffix of ['', '-wal', '-shm']) rmSync(repo.file + suffix, { force: true });
+    const done = this.writer.run({ kind: 'delete', file: repo.file });
+    this.deleting.set(repo.file, done);
+    try {
+      await done;
+    } finally {
+      if (this.deleting.get(repo.file) === done) this.deleting.delete(repo.file);
+      this.pool.forget(repo.file);
+    }
   }
 
-  /** Drops documents older than each repo's retention (ingest time); returns how many. */
-  enforceRetention(): number {
-    let removed = 0;
+  /** Drops documents older than each repo's retention (ingest time) on the writer thread; returns how many. */
+  async enforceRetention(): Promise<number> {
+    this.scrolls.sweep(this.now());
     if (!existsSync(this.opts.dir)) return 0;
+    const jobs: Array<Promise<number>> = [];
     for (const account of readdirSync(this.opts.dir)) {
       for (const def of this.list(account)) {
         const days = Number(def.retention.slice(0, -1));
-        if (days > 0) removed += this.get(account, def.name).expire(this.now() - days * DAY);
+        const repo = this.find(account, def.name);
+        if (days > 0 && repo) jobs.push(this.writer.run<number>({ kind: 'expire', file: repo.file, cutoff: this.now() - days * DAY }));
       }
     }
-    this.scrolls.sweep(this.now());
-    return removed;
+    // A repo deleted meanwhile fails its job with E8111: nothing left to expire there.
+    const done = await Promise.allSettled(jobs);
+    const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected' && !(d.reason instanceof ApiError && d.reason.code === 'E8111'));
+    if (failed) throw failed.reason;
+    return done.reduce((n, d) => n + (d.status === 'fulfilled' ? d.value : 0), 0);
   }
 
   /**
@@ -221,10 +291,11 @@ export class LogDb {
     return this.pool.run<HistogramAnswer>(account, { kind: 'histogram', file: repo.file, limitMs: this.queryTimeMs, job });
   }
 
-  close(): void {
-    this.pool.close();
-    for (const r of this.repos.values()) r.close();
-    this.repos.clear();
+  /** Lets queued writes finish (bounded, writer.ts), then ends the writer and query threads. */
+  async close(): Promise<void> {
     for (const [k, v] of open) if (v === this) open.delete(k);
+    await this.writer.close();
+    this.pool.close();
+    this.repos.clear();
   }
 }
