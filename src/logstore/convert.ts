@@ -8,8 +8,6 @@ export interface Row {
   multi: Map<string, Array<string | number>> | null;
   /** The stored document: schema fields only, values as sent. */
   doc: Record<string, unknown>;
-  /** The stored document already serialised (set before a row is posted to the writer thread, which then skips `doc`). */
-  json?: string;
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?)?$/;

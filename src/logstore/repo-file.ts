@@ -123,7 +123,7 @@ export class RepoFile {
       const ftsArgs = this.insertFts.map((f) => new Array<unknown>(f.idx.length + 1));
       for (const r of rows) {
         args[0] = now;
-        args[1] = r.json ?? JSON.stringify(r.doc);
+        args[1] = JSON.stringify(r.doc);
         if (allAt >= 0) r.values[allAt] = allText(r);
         for (let i = 0; i < n; i++) args[i + 2] = r.values[i] ?? null;
         const id = this.insertDoc.run(args).lastInsertRowid;

@@ -169,11 +169,8 @@ export class LogDb {
    */
   async write(repo: LogRepo, rows: Row[], source?: { key: string; next: number }): Promise<void> {
     if (repo.deleted) throw new ApiError('E8111', `log repo "${repo.def.name}" does not exist`);
-    // The stored JSON is made here: a string crosses to the thread cheaper than the object (decision 015, amendment 2).
-    for (const r of rows) {
-      r.json = JSON.stringify(r.doc);
-      (r as { doc?: unknown }).doc = undefined;
-    }
+    // Rows cross by structured clone as they are: ~25-40 ms of this thread for 20,000 rows, less than
+    // serialising their JSON here first (~30-85 ms); a columnar encoding saved ~5-15 ms more (decision 015).
     const r = await this.writer.run<{ multi: string[] }>({ kind: 'insert', file: repo.file, cols: repo.signature, rows, now: this.now(), source });
     repo.noteMulti(r.multi);
   }
