@@ -15,9 +15,9 @@ const SCHEMA = sdkSchema([
 const BIG = 30_000;
 const bigBatch = (tag: string): unknown[] => Array.from({ length: BIG }, (_, i) => ({ msg: `${tag} request ${i} for /api/items/${i % 997}`, host: `web-${i % 8}`, n: i }));
 
-/** Resolves once the log store's writer thread has a job (the big write left the event loop). */
+/** Resolves once the log store's writer thread runs an insert (the big write left the event loop). */
 async function writerBusy(store: LogDb, done: () => boolean): Promise<void> {
-  while (store.writer.depth === 0) {
+  while (store.writer.busyWith !== 'insert') {
     if (done()) throw new Error('the write finished before the writer thread was seen busy');
     await new Promise((r) => setImmediate(r));
   }
@@ -28,6 +28,15 @@ function track<T>(p: Promise<T>): { p: Promise<T>; done: () => boolean } {
   let settled = false;
   void p.then(() => { settled = true; }, () => { settled = true; });
   return { p, done: () => settled };
+}
+
+/** Waits (generously: this is not a timing assertion) until `check` holds. */
+async function until(check: () => Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 const total = async (s: TestServer, repo: string, q: string): Promise<number> => json<{ total: number }>(await queryLog({ s }, repo, { q })).total;
@@ -58,6 +67,28 @@ describe('LogDB writer thread', () => {
     assert.equal(await total(s, logRepo, 'msg:alpha'), BIG);
     assert.equal(await total(s, logRepo, `msg:"request ${BIG - 1}"`), 1);
     assert.equal(await total(s, logRepo, 'host:web-3'), BIG / 8);
+  });
+
+  it('answers /health and pushes while a logdb export indexes a full 20,000-point batch, and the export then finds every point', async () => {
+    const source = await makeRepo(s, fresh('src'));
+    const dest = fresh('dest').toLowerCase();
+    const lines = Array.from({ length: 20_000 }, (_, i) => `host=h${i % 8}\tlatency=${i}`).join('\n');
+    assert.equal((await push(s, source, lines)).statusCode, 200);
+    const other = await makeRepo(s, fresh('other'));
+    const exp = await s.call({ method: 'POST', url: `/v2/repos/${source}/exports/tolog`, body: { type: 'logdb', spec: { destRepoName: dest } } });
+    assert.equal(exp.statusCode, 200, exp.body);
+    // Polled on every turn of the event loop, so the 20,000-row insert is seen as it starts.
+    const end = Date.now() + 60_000;
+    while (store.writer.busyWith !== 'insert') {
+      if (Date.now() > end) throw new Error('the export never reached the writer thread');
+      await new Promise((r) => setImmediate(r));
+    }
+    const health = await s.app.inject({ method: 'GET', url: '/health' });
+    assert.equal(health.statusCode, 200, health.body);
+    assert.equal((await push(s, other, 'host=b latency=1\n')).statusCode, 200);
+    assert.equal(store.writer.busyWith, 'insert', 'the batch was already indexed when /health and the push answered');
+    await until(async () => (await total(s, dest, '')) === 20_000, 'every point to be searchable');
+    assert.equal(await total(s, dest, 'host:h3'), 2_500);
   });
 
   it('rejects a batch with a bad document before it reaches the writer (E8104), writing nothing, and keeps the good ones with omitInvalidLog', async () => {
@@ -132,6 +163,22 @@ describe('LogDB writer thread at shutdown', () => {
       }
     } finally {
       rmSync(s.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps acknowledged writes across a restart, and the restarted server writes into the same repo', async () => {
+    const first = await startServer();
+    const logRepo = fresh('again').toLowerCase();
+    await createLogRepo({ s: first }, logRepo, SCHEMA);
+    json(await sendLog({ s: first }, logRepo, [{ msg: 'written before restart', n: 1 }, { msg: 'also before', n: 2 }]));
+    await first.app.close();
+    const second = await startServer({}, first.dir);
+    try {
+      assert.equal(await total(second, logRepo, 'msg:before'), 2);
+      json(await sendLog({ s: second }, logRepo, [{ msg: 'written after restart', n: 3 }]));
+      assert.equal(await total(second, logRepo, 'msg:restart'), 2);
+    } finally {
+      await second.close();
     }
   });
 });

@@ -43,6 +43,11 @@ export class LogWriter {
     });
   }
 
+  /** The kind of job running now (insert, expire, ...), if any. */
+  get busyWith(): WriteRequest['kind'] | undefined {
+    return this.running?.msg.kind;
+  }
+
   /** Jobs queued or running. */
   get depth(): number {
     return this.queue.length + (this.running ? 1 : 0);
