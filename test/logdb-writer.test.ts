@@ -15,9 +15,9 @@ const SCHEMA = sdkSchema([
 const BIG = 30_000;
 const bigBatch = (tag: string): unknown[] => Array.from({ length: BIG }, (_, i) => ({ msg: `${tag} request ${i} for /api/items/${i % 997}`, host: `web-${i % 8}`, n: i }));
 
-/** Resolves once the log store's writer thread runs an insert (the big write left the event loop). */
+/** Resolves once the log store's writer thread runs a client's write (the big write left the event loop). */
 async function writerBusy(store: LogDb, done: () => boolean): Promise<void> {
-  while (store.writer.busyWith !== 'insert') {
+  while (store.writer.busyWith !== 'ingest') {
     if (done()) throw new Error('the write finished before the writer thread was seen busy');
     await new Promise((r) => setImmediate(r));
   }
@@ -91,9 +91,13 @@ describe('LogDB writer thread', () => {
     assert.equal(await total(s, dest, 'host:h3'), 2_500);
   });
 
-  it('rejects a batch with a bad document before it reaches the writer (E8104), writing nothing, and keeps the good ones with omitInvalidLog', async () => {
+  it('answers a malformed body E8116 and a batch with a bad document E8104 from the writer thread, writing nothing, and keeps the good ones with omitInvalidLog', async () => {
     const logRepo = fresh('bad').toLowerCase();
     await createLogRepo({ s }, logRepo, SCHEMA);
+    const broken = await s.call({ method: 'POST', url: `/v5/repos/${logRepo}/data`, body: '[{"msg": "cut off', headers: { 'content-type': 'application/json' } });
+    assert.equal(broken.statusCode, 400);
+    assert.equal(logdbCode(broken), 'E8116');
+    assert.equal(logdbCode(await sendLog({ s }, logRepo, { msg: 'not an array' })), 'E8116');
     const docs = [{ msg: 'fine one', n: 1 }, { msg: 'broken', n: 'not a number' }, { msg: 'fine two', n: 2 }];
     assert.equal(logdbCode(await sendLog({ s }, logRepo, docs)), 'E8104');
     assert.equal(await total(s, logRepo, 'msg:fine'), 0);
@@ -148,11 +152,13 @@ describe('LogDB writer thread at shutdown', () => {
     const logRepo = fresh('shut').toLowerCase();
     await createLogRepo({ s }, logRepo, SCHEMA);
     const file = store.get('alice', logRepo).file;
+    let closed = false;
     try {
       const big = track(sendLog({ s }, logRepo, bigBatch('delta')));
       await writerBusy(store, big.done);
       const repo = store.get('alice', logRepo);
       await s.app.close();
+      closed = true;
       assert.equal((await big.p).statusCode, 200);
       await assert.rejects(store.write(repo, [{ values: [null, null, null], multi: null, doc: {} }]), (e: { code?: string }) => e.code === 'E8004');
       const db = new Database(file, { readonly: true });
@@ -162,6 +168,7 @@ describe('LogDB writer thread at shutdown', () => {
         db.close();
       }
     } finally {
+      if (!closed) await s.app.close();
       rmSync(s.dir, { recursive: true, force: true });
     }
   });

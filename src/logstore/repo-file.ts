@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { Row } from './convert.ts';
+import { convertDoc, type Row } from './convert.ts';
 import { analyzerKind } from './schema.ts';
 import { ALL_FIELD, columnSignature, planColumns, type Column, type Layout, type RepoDef } from './repo.ts';
 
@@ -17,6 +17,7 @@ export class RepoFile {
   readonly db: Database.Database;
   def: RepoDef;
   columns: Column[] = [];
+  private colIndex = new Map<string, number>();
   private layout: Layout;
   private insertDoc!: Database.Statement;
   private insertFts: Array<{ table: string; stmt: Database.Statement; cols: Column[]; idx: number[] }> = [];
@@ -98,6 +99,7 @@ export class RepoFile {
 
   private prepare(): void {
     this.columns = planColumns(this.def, this.layout);
+    this.colIndex = new Map(this.columns.map((c, i) => [c.path, i]));
     const names = this.columns.map((c) => c.col);
     this.insertDoc = this.db.prepare(`INSERT INTO docs (_t, doc${names.map((n) => `, ${n}`).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`);
     const groups = new Map<string, Column[]>();
@@ -110,13 +112,18 @@ export class RepoFile {
     }));
   }
 
+  /** Converts documents against the schema: rows in order, or the reason per document. */
+  convert(docs: readonly unknown[]): Array<Row | { error: string }> {
+    return docs.map((d) => convertDoc(d, this.def.schema, this.colIndex));
+  }
+
   /**
    * Inserts converted rows in one transaction (durable in the WAL, visible to
    * searches at commit). `source` records an export's next offset in the same
    * transaction so a redelivery after a crash is recognised.
    */
   insert(rows: readonly Row[], now: number, source?: { key: string; next: number }): void {
-    const allAt = this.def.fullText.enabled ? this.columns.findIndex((c) => c.path === ALL_FIELD) : -1;
+    const allAt = this.def.fullText.enabled ? this.colIndex.get(ALL_FIELD) ?? -1 : -1;
     const n = this.columns.length;
     this.db.transaction(() => {
       const args: unknown[] = new Array(n + 2);

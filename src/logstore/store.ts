@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { ApiError } from '../errors.ts';
 import type { Row } from './convert.ts';
+import type { IngestResult } from './ingest.ts';
 import { LogRepo, type RepoDef } from './repo.ts';
 import { checkEvolution, normaliseSchema, parseRetention, REPO_NAME_RE } from './schema.ts';
 import { parseKeepAlive, ScrollCache } from './scroll.ts';
@@ -173,6 +174,17 @@ export class LogDb {
     // serialising their JSON here first (~30-85 ms); a columnar encoding saved ~5-15 ms more (decision 015).
     const r = await this.writer.run<{ multi: string[] }>({ kind: 'insert', file: repo.file, cols: repo.signature, rows, now: this.now(), source });
     repo.noteMulti(r.multi);
+  }
+
+  /**
+   * A `POST .../data` body, parsed, converted and inserted on the writer
+   * thread (ingest.ts): only the text crosses. E8116 / E8104 as before.
+   */
+  async ingest(repo: LogRepo, text: string, omit: boolean): Promise<IngestResult> {
+    if (repo.deleted) throw new ApiError('E8111', `log repo "${repo.def.name}" does not exist`);
+    const { multi, ...r } = await this.writer.run<IngestResult & { multi: string[] }>({ kind: 'ingest', file: repo.file, text, omit, now: this.now() });
+    repo.noteMulti(multi);
+    return r;
   }
 
   /** The next source offset an export recorded in a repo (0 when none), read after every write queued before. */

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { ApiError } from '../errors.ts';
 import type { Row } from './convert.ts';
+import { ingestText, type IngestResult } from './ingest.ts';
 import { RepoFile } from './repo-file.ts';
 import type { RepoDef } from './repo.ts';
 
@@ -17,12 +18,13 @@ export type WriteRequest =
   | { id: number; kind: 'create'; file: string; def: RepoDef }
   | { id: number; kind: 'apply'; file: string; def: RepoDef }
   | { id: number; kind: 'insert'; file: string; cols: string; rows: Row[]; now: number; source?: { key: string; next: number } }
+  | { id: number; kind: 'ingest'; file: string; text: string; omit: boolean; now: number }
   | { id: number; kind: 'next'; file: string; key: string }
   | { id: number; kind: 'expire'; file: string; cutoff: number }
   | { id: number; kind: 'delete'; file: string };
 
-/** What each request answers: the column signature (create, apply), multi-valued paths (insert), a number. */
-export type WriteValue = { cols: string } | { multi: string[] } | number | null;
+/** What each request answers: the column signature (create, apply), multi-valued paths (insert, ingest), a number. */
+export type WriteValue = { cols: string } | { multi: string[] } | (IngestResult & { multi: string[] }) | number | null;
 
 /** The writer's answer: the value, or the error (an ApiError keeps its code). */
 export type WriteReply = { id: number; ok: true; value: WriteValue } | { id: number; ok: false; code?: string; message: string };
@@ -83,6 +85,13 @@ function handle(m: WriteRequest): WriteValue {
       const before = repo.multi.length;
       repo.insert(m.rows, m.now, m.source);
       return { multi: repo.multi.length === before ? [] : [...repo.multi] };
+    }
+    case 'ingest': {
+      // Converted here against the file's own schema: no column signature to compare.
+      const repo = open(m.file);
+      const before = repo.multi.length;
+      const r = ingestText(repo, m.text, m.omit, m.now);
+      return { ...r, multi: repo.multi.length === before ? [] : [...repo.multi] };
     }
     case 'next':
       return open(m.file).sourceNext(m.key);
