@@ -162,7 +162,12 @@ export const logstoreWorkload: Workload = {
     const count = (): number => (db.prepare('SELECT count(*) AS c FROM docs').get() as { c: number }).c;
     while (count() < n) await new Promise((r) => setTimeout(r, 100));
     const exportRate = n / ((performance.now() - t0) / 1000);
-    db.pragma('wal_checkpoint(TRUNCATE)');
+    // The export engine may still read through the writer for a moment (a checkpoint is then busy): retry.
+    for (let i = 0; i < 50; i++) {
+      const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+      if (r?.busy === 0) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
     const bytesPerDoc = fileBytes(repo.file) / n;
 
     ctx.log('inserting the same documents straight into SQLite (2/2)');
