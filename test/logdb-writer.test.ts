@@ -91,6 +91,28 @@ describe('LogDB writer thread', () => {
     assert.equal(await total(s, dest, 'host:h3'), 2_500);
   });
 
+  it('redelivers an export batch whose writer thread died mid-write on a new thread, indexing each point once', async () => {
+    const source = await makeRepo(s, fresh('src'));
+    const dest = fresh('dest').toLowerCase();
+    const lines = Array.from({ length: 20_000 }, (_, i) => `host=k${i % 4}\tlatency=${i}`).join('\n');
+    assert.equal((await push(s, source, lines)).statusCode, 200);
+    const crashes = store.writer.crashes;
+    const exp = await s.call({ method: 'POST', url: `/v2/repos/${source}/exports/tolog`, body: { type: 'logdb', spec: { destRepoName: dest } } });
+    assert.equal(exp.statusCode, 200, exp.body);
+    const end = Date.now() + 60_000;
+    while (store.writer.busyWith !== 'insert') {
+      if (Date.now() > end) throw new Error('the export never reached the writer thread');
+      await new Promise((r) => setImmediate(r));
+    }
+    await store.writer.kill();
+    assert.equal(store.writer.crashes, crashes + 1);
+    await until(async () => (await total(s, dest, '')) === 20_000, 'the redelivered batch to be searchable');
+    // Once more after the engine settled: the offset committed with the batch keeps it from being indexed twice.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await total(s, dest, ''), 20_000);
+    assert.equal(await total(s, dest, 'host:k1'), 5_000);
+  });
+
   it('answers a malformed body E8116 and a batch with a bad document E8104 from the writer thread, writing nothing, and keeps the good ones with omitInvalidLog', async () => {
     const logRepo = fresh('bad').toLowerCase();
     await createLogRepo({ s }, logRepo, SCHEMA);
@@ -122,6 +144,22 @@ describe('LogDB writer thread', () => {
     assert.equal(await total(s, logRepo, 'msg:beta'), 0);
     json(await sendLog({ s }, logRepo, [{ msg: 'fresh start', n: 1 }]));
     assert.equal(await total(s, logRepo, 'msg:fresh'), 1);
+  });
+
+  it('creates a repo queued behind a large write once: a second create meanwhile answers E8112, searches E8111 until it exists', async () => {
+    const busy = fresh('busy').toLowerCase();
+    const made = fresh('made').toLowerCase();
+    await createLogRepo({ s }, busy, SCHEMA);
+    const big = track(sendLog({ s }, busy, bigBatch('eps')));
+    await writerBusy(store, big.done);
+    const first = track(createLogRepo({ s }, made, SCHEMA));
+    while (store.writer.depth < 2 && !first.done()) await new Promise((r) => setImmediate(r));
+    assert.equal(logdbCode(await createLogRepo({ s }, made, SCHEMA)), 'E8112');
+    assert.equal(logdbCode(await queryLog({ s }, made, { q: 'msg:x' })), 'E8111');
+    assert.equal(big.done(), false);
+    assert.equal((await first.p).statusCode, 200);
+    assert.equal(await total(s, made, 'msg:x'), 0);
+    assert.equal((await big.p).statusCode, 200);
   });
 
   it('fails the write with E8004 when the writer thread dies during it, stores none of it, and runs the next write on a new thread', async () => {

@@ -47,6 +47,8 @@ export class LogDb {
   readonly writer = new LogWriter();
   /** Files being deleted by the writer: not found meanwhile, even though they still exist. */
   private readonly deleting = new Map<string, Promise<unknown>>();
+  /** Repos (account/name) whose file the writer is creating: not found until it answers. */
+  private readonly creating = new Set<string>();
 
   constructor(readonly opts: LogDbOptions) {
     this.now = opts.now ?? Date.now;
@@ -69,7 +71,7 @@ export class LogDb {
     const key = `${account}/${name}`;
     const hit = this.repos.get(key);
     if (hit) return hit;
-    if (!REPO_NAME_RE.test(name)) return undefined;
+    if (!REPO_NAME_RE.test(name) || this.creating.has(key)) return undefined;
     const file = this.file(account, name);
     if (this.deleting.has(file) || !existsSync(file)) return undefined;
     const repo = LogRepo.load(file);
@@ -109,16 +111,18 @@ export class LogDb {
       updateTime: now,
     };
     if (def.fullText.enabled) normaliseSchema([{ key: 'x', valtype: 'string', analyzer: def.fullText.analyzer }]);
-    if (this.find(account, name)) throw new ApiError('E8112', `log repo "${name}" already exists`);
-    // Registered at once, so a second create answers E8112 and writes posted next run after the file exists.
     const key = `${account}/${name}`;
+    if (this.creating.has(key) || this.find(account, name)) throw new ApiError('E8112', `log repo "${name}" already exists`);
+    // Until the writer made the file (it may be queued behind a large write) the repo is not found,
+    // as before this create was answered, and a second create answers E8112.
     const repo = new LogRepo(this.file(account, name), def);
-    this.repos.set(key, repo);
+    this.creating.add(key);
     try {
-      this.checkColumns(repo, await this.writer.run<{ cols: string }>({ kind: 'create', file: repo.file, def }));
-    } catch (err) {
-      if (this.repos.get(key) === repo) this.repos.delete(key);
-      throw err;
+      const made = await this.writer.run<{ cols: string }>({ kind: 'create', file: repo.file, def });
+      this.repos.set(key, repo);
+      this.checkColumns(repo, made);
+    } finally {
+      this.creating.delete(key);
     }
     return def;
   }
@@ -138,15 +142,11 @@ export class LogDb {
       description: typeof body.description === 'string' ? body.description : prev.description,
       updateTime: new Date(this.now()).toISOString(),
     };
-    // The view takes the new layout now: documents converted from here on are queued after the apply.
+    const applied = await this.writer.run<{ cols: string }>({ kind: 'apply', file: repo.file, def });
+    // Only now: queries planned meanwhile used the columns the file had. An export's rows converted
+    // against the old layout and queued behind the apply fail their column check and are redelivered.
     repo.setDef(def);
-    try {
-      this.checkColumns(repo, await this.writer.run<{ cols: string }>({ kind: 'apply', file: repo.file, def }));
-    } catch (err) {
-      // The file kept its old definition: read it again on next use.
-      this.forgetView(account, name, repo);
-      throw err;
-    }
+    this.checkColumns(repo, applied);
     return def;
   }
 
@@ -155,11 +155,6 @@ export class LogDb {
     if (got.cols === repo.signature) return;
     for (const [k, v] of this.repos) if (v === repo) this.repos.delete(k);
     throw new ApiError('E8004', `log repo columns disagree (${got.cols} written, ${repo.signature} expected)`);
-  }
-
-  private forgetView(account: string, name: string, repo: LogRepo): void {
-    const key = `${account}/${name}`;
-    if (this.repos.get(key) === repo) this.repos.delete(key);
   }
 
   /**

@@ -101,7 +101,8 @@ class LogDbSink implements Sink {
       await logdb.write(repo, rows, { key: this.key, next: end });
       return { ackedThrough: end, rejected };
     } catch (err) {
-      if (err instanceof ApiError) throw err;
+      // E8004: the writer thread failed (crashed, or the layout moved under a queued batch); a retry runs on a fresh one.
+      if (err instanceof ApiError && err.code !== 'E8004') throw err;
       throw new RetryableSinkError(`log store write failed: ${(err as Error).message}`, { cause: err });
     }
   }
