@@ -186,11 +186,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
 
   const retention = setInterval(() => {
     logs.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'retention failed'));
-    try {
-      logdb.enforceRetention();
-    } catch (err) {
-      app.log.error({ error: err }, 'log store retention failed');
-    }
+    logdb.enforceRetention().catch((err: unknown) => app.log.error({ error: err }, 'log store retention failed'));
   }, 60_000);
   retention.unref();
 
@@ -201,7 +197,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
     await stages.close();
     await Promise.allSettled([sql.close(), js.close(), jvm.close(), parsePool.close()]);
     await logs.close();
-    logdb.close();
+    await logdb.close();
     meta.close();
   });
   return { app, ctx, generated, offline };

@@ -30,9 +30,10 @@ describe('LogDB query workers', () => {
     big = fresh('pool').toLowerCase();
     await createLogRepo({ s }, big, SCHEMA);
     // Straight into the store in one batch: the HTTP path would parse 40k JSON logs for nothing here.
-    const repo = logDbFor(s.dir)!.get('alice', big);
+    const store = logDbFor(s.dir)!;
+    const repo = store.get('alice', big);
     const rows = repo.convert(Array.from({ length: DOCS }, (_, i) => ({ msg: `line ${i} of a long enough message to scan ${i % 101}`, n: i })));
-    repo.insert(rows as Parameters<typeof repo.insert>[0], Date.now());
+    await store.write(repo, rows as Parameters<typeof store.write>[1]);
   });
   after(async () => s.close());
 

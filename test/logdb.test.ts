@@ -203,7 +203,7 @@ describe('LogDB v5 writes', () => {
       for (const r of [short, forever]) json(await sendLog({ s }, r, [{ f1: 'old words' }]));
       clock += 2 * 86_400_000;
       for (const r of [short, forever]) json(await sendLog({ s }, r, [{ f1: 'new words' }]));
-      assert.ok(store.enforceRetention() >= 1);
+      assert.ok((await store.enforceRetention()) >= 1);
       const kept = json<{ total: number; data: Array<{ f1: string }> }>(await queryLog({ s }, short, { q: 'words' }));
       assert.deepEqual(kept.data.map((d) => d.f1), ['new words']);
       assert.equal(json<{ total: number }>(await queryLog({ s }, short, { q: 'old' })).total, 0, 'the full-text index forgot the expired document');

@@ -68,12 +68,12 @@ function summary(d: RepoDef): Record<string, unknown> {
 /** LogDB v5 routes (official-extensions 3): log repos, writes, search, scroll, histogram. */
 export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb: LogDb): Promise<void> {
   app.post<{ Params: Params }>('/v5/repos/:repo', logdbSchemas.write, async (req, reply) => {
-    logdb.create(req.account, req.params.repo, checkSpecBody(object(req)));
+    await logdb.create(req.account, req.params.repo, checkSpecBody(object(req)));
     return reply.code(200).send();
   });
 
   app.put<{ Params: Params }>('/v5/repos/:repo', logdbSchemas.write, async (req, reply) => {
-    logdb.update(req.account, req.params.repo, checkSpecBody(object(req)));
+    await logdb.update(req.account, req.params.repo, checkSpecBody(object(req)));
     return reply.code(200).send();
   });
 
@@ -83,7 +83,7 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
   });
 
   app.delete<{ Params: Params }>('/v5/repos/:repo', logdbSchemas.one, async (req, reply) => {
-    logdb.delete(req.account, req.params.repo);
+    await logdb.delete(req.account, req.params.repo);
     return reply.code(200).send();
   });
 
@@ -93,19 +93,8 @@ export async function logdbRoutes(app: FastifyInstance, _ctx: AppContext, logdb:
     const repo = logdb.get(req.account, req.params.repo);
     const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     if (text.trim() === '') throw new ApiError('E8115');
-    const docs = parse(text, 'body');
-    if (!Array.isArray(docs)) throw new ApiError('E8116', 'body must be a JSON array of logs');
-    const omit = req.query.omitInvalidLog === 'true';
-    const rows = repo.convert(docs);
-    const good = [];
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      if ('error' in r) {
-        if (!omit) throw new ApiError('E8104', `log ${i}: ${r.error} (nothing was written; omitInvalidLog=true skips such logs)`);
-      } else good.push(r);
-    }
-    if (good.length > 0) repo.insert(good, logdb.now());
-    return sendJson(reply, { success: good.length, failed: docs.length - good.length, total: docs.length });
+    // Parsed, checked and indexed on the log store's writer thread (decision 015): the event loop stays free.
+    return sendJson(reply, await logdb.ingest(repo, text, req.query.omitInvalidLog === 'true'));
   });
 
   // Queries run in the log store's worker pool (decision 015): awaiting them keeps the event loop free.

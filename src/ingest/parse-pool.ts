@@ -4,9 +4,10 @@
  * request (and /health) for seconds. Bodies of at least `minBytes` are
  * validated on a worker instead, which also lets ingest use more than one core.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ApiError, type ErrorCode } from '../errors.ts';
 import type { ParseJob, ParseReply } from './parse-worker.ts';
+import { startWorker } from '../services/worker-entry.ts';
 import type { EscapeMode } from './escapes.ts';
 import type { SchemaField } from './types.ts';
 
@@ -18,8 +19,6 @@ import type { SchemaField } from './types.ts';
  */
 export const PARSE_WORKER_MIN_BYTES = 4 * 1024 * 1024;
 
-const UNDER_TSX = import.meta.url.endsWith('.ts');
-const ENTRY = new URL(UNDER_TSX ? './parse-worker.ts' : './parse-worker.js', import.meta.url);
 
 /** A body validated by a worker: the point count and the bytes to append. */
 export interface PooledResult {
@@ -96,11 +95,7 @@ export class ParsePool {
   }
 
   #spawn(): Slot {
-    // Node 20 does not apply `--import tsx` to a worker's entry module (as in plugins/js-channel.ts).
-    const entry = UNDER_TSX
-      ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => t.tsImport(${JSON.stringify(ENTRY.href)}, ${JSON.stringify(ENTRY.href)}))`
-      : ENTRY;
-    const worker = new Worker(entry, { eval: UNDER_TSX, env: {} });
+    const worker = startWorker(import.meta.url, 'parse-worker', { env: {} });
     worker.unref();
     const slot: Slot = { worker, busy: 0 };
     worker.on('message', (m: ParseReply) => this.#settle(m));

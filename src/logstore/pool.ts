@@ -1,10 +1,9 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ApiError, type ErrorCode } from '../errors.ts';
 import { timeLimitError } from './search.ts';
 import type { QueryReply, QueryRequest } from './query-worker.ts';
+import { startWorker } from '../services/worker-entry.ts';
 
-const UNDER_TSX = import.meta.url.endsWith('.ts');
-const ENTRY = new URL(UNDER_TSX ? './query-worker.ts' : './query-worker.js', import.meta.url);
 /** Time a worker gets past the query's own limit before it is terminated (the in-SQL check failed to stop it). */
 const KILL_GRACE_MS = 1_000;
 
@@ -100,12 +99,7 @@ export class QueryPool {
   }
 
   private spawn(): Slot {
-    // Node 20 does not apply `--import tsx` to a worker's entry module: under tsx
-    // a small eval'd bootstrap loads it through tsx's API (as plugins/js-channel.ts does).
-    const entry = UNDER_TSX
-      ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => t.tsImport(${JSON.stringify(ENTRY.href)}, ${JSON.stringify(ENTRY.href)}))`
-      : ENTRY;
-    const slot: Slot = { worker: new Worker(entry, { eval: UNDER_TSX }), job: undefined, timer: undefined };
+    const slot: Slot = { worker: startWorker(import.meta.url, 'query-worker'), job: undefined, timer: undefined };
     slot.worker.unref();
     slot.worker.on('message', (r: QueryReply) => {
       if (r.id === 0 || !slot.job || slot.job.msg.id !== r.id) return;

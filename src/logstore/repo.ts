@@ -19,7 +19,7 @@ export interface RepoDef {
 }
 
 /** Internal bookkeeping kept next to the definition. */
-interface Layout {
+export interface Layout {
   /** Column name per flattened path; never reused, so a file keeps its columns across updates. */
   columns: Record<string, string>;
   nextCol: number;
@@ -36,118 +36,90 @@ export interface Column extends FlatField {
   indexed: boolean;
 }
 
-const SQL_TYPE = { string: 'TEXT', long: 'INTEGER', date: 'INTEGER', boolean: 'INTEGER', float: 'REAL', object: '' } as const;
 /** Pseudo field holding every string value when fullText is enabled. */
 export const ALL_FIELD = '_all';
 
+/** The columns of a definition, assigning new ones to paths not seen before (mutates `layout`). */
+export function planColumns(def: RepoDef, layout: Layout): Column[] {
+  const flat = flatten(def.schema);
+  if (def.fullText.enabled) flat.push({ path: ALL_FIELD, type: 'string', analyzer: def.fullText.analyzer || 'standard', dynamic: false });
+  return flat.map((f) => {
+    const col = layout.columns[f.path] ?? `c${layout.nextCol++}`;
+    layout.columns[f.path] = col;
+    const kind = f.type === 'string' ? analyzerKind(f.analyzer) : undefined;
+    const fts = kind && 'fts' in kind ? kind.fts : undefined;
+    const keyword = f.type === 'string' && f.analyzer === 'keyword';
+    const indexed = keyword || (f.type !== 'string' && f.type !== 'object');
+    return { ...f, col, fts, keyword, indexed };
+  });
+}
+
+/** The column names in Row.values order, as one string (main thread and writer compare it). */
+export const columnSignature = (cols: readonly Column[]): string => cols.map((c) => c.col).join(',');
+
 /**
- * One log repo in its own SQLite file: a `docs` table with one typed column
- * per field (b-tree indexes on exact-match fields and the ingest time), FTS5
- * tables over the analyzed text (external content = the docs table, so text
- * is stored once), an `mv` side table for multi-valued exact fields and the
- * source offsets of exports delivered into it (decision 015).
+ * The main thread's view of one log repo file (decision 015): its definition
+ * and column layout, used to convert documents and to plan queries. It holds
+ * no connection: the writer thread (writer.ts) changes the file, query
+ * workers read it. The writer computes the same layout from the same
+ * definitions in the same order, so rows converted here fit its statements.
  */
 export class LogRepo {
-  readonly db: Database.Database;
   def: RepoDef;
   columns: Column[] = [];
   /** Column index per path (Row.values order). */
   private colIndex = new Map<string, number>();
   private layout: Layout;
-  private insertDoc!: Database.Statement;
-  private insertFts: Array<{ table: string; stmt: Database.Statement; cols: Column[]; idx: number[] }> = [];
-  private readonly insertMv: Database.Statement;
+  /** Set when the repo is being deleted: writes issued afterwards answer E8111. */
+  deleted = false;
 
-  constructor(readonly file: string, def?: RepoDef) {
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    // Query sets (INTERSECT/UNION temp b-trees, materialised matches) stay in memory.
-    this.db.pragma('temp_store = MEMORY');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS docs (id INTEGER PRIMARY KEY, _t INTEGER NOT NULL, doc TEXT NOT NULL);
-      CREATE INDEX IF NOT EXISTS docs_t ON docs(_t);
-      CREATE TABLE IF NOT EXISTS mv (f TEXT NOT NULL, v, id INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS mv_fv ON mv(f, v);
-      CREATE INDEX IF NOT EXISTS mv_id ON mv(id);
-      CREATE TABLE IF NOT EXISTS sources (k TEXT PRIMARY KEY, next INTEGER NOT NULL);`);
-    this.insertMv = this.db.prepare('INSERT INTO mv (f, v, id) VALUES (?, ?, ?)');
-    const stored = this.db.prepare("SELECT v FROM meta WHERE k = 'def'").get() as { v: string } | undefined;
-    if (stored) {
-      this.def = JSON.parse(stored.v) as RepoDef;
-      this.layout = JSON.parse((this.db.prepare("SELECT v FROM meta WHERE k = 'layout'").get() as { v: string }).v) as Layout;
-      this.prepare();
-    } else {
-      if (!def) throw new Error(`log repo file ${file} has no definition`);
-      this.def = def;
-      this.layout = { columns: {}, nextCol: 0, multi: [] };
-      this.apply(def);
+  constructor(readonly file: string, def: RepoDef, layout: Layout = { columns: {}, nextCol: 0, multi: [] }) {
+    this.def = def;
+    this.layout = layout;
+    this.index();
+  }
+
+  /** Reads the definition of an existing file (a short read-only connection); undefined when it has none. */
+  static load(file: string): LogRepo | undefined {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      const get = (k: string): string | undefined => (db.prepare('SELECT v FROM meta WHERE k = ?').get(k) as { v: string } | undefined)?.v;
+      const def = get('def');
+      const layout = get('layout');
+      return def && layout ? new LogRepo(file, JSON.parse(def) as RepoDef, JSON.parse(layout) as Layout) : undefined;
+    } catch {
+      // A file still being created has no meta table yet.
+      return undefined;
+    } finally {
+      db.close();
     }
   }
 
-  /** Flattened fields (plus `_all` with fullText) with their columns. */
-  private plan(def: RepoDef): Column[] {
-    const flat = flatten(def.schema);
-    if (def.fullText.enabled) flat.push({ path: ALL_FIELD, type: 'string', analyzer: def.fullText.analyzer || 'standard', dynamic: false });
-    return flat.map((f) => {
-      const col = this.layout.columns[f.path] ?? `c${this.layout.nextCol++}`;
-      this.layout.columns[f.path] = col;
-      const kind = f.type === 'string' ? analyzerKind(f.analyzer) : undefined;
-      const fts = kind && 'fts' in kind ? kind.fts : undefined;
-      const keyword = f.type === 'string' && f.analyzer === 'keyword';
-      const indexed = keyword || (f.type !== 'string' && f.type !== 'object');
-      return { ...f, col, fts, keyword, indexed };
-    });
-  }
-
-  /**
-   * Applies a (new or updated) definition: adds columns and indexes, and
-   * rebuilds the FTS tables whose column set or tokenizer changed from the
-   * stored text (analyzer changes apply to old documents too).
-   */
-  apply(def: RepoDef): void {
-    const prevFts = new Map<string, string>();
-    for (const c of this.columns) if (c.fts) prevFts.set(c.fts, `${prevFts.get(c.fts) ?? ''},${c.col}`);
-    const existing = new Set((this.db.prepare('SELECT name FROM pragma_table_info(?)').all('docs') as Array<{ name: string }>).map((r) => r.name));
-    const cols = this.plan(def);
-    this.db.transaction(() => {
-      for (const c of cols) {
-        if (!existing.has(c.col)) this.db.exec(`ALTER TABLE docs ADD COLUMN ${c.col} ${SQL_TYPE[c.type]}`);
-        if (c.indexed) this.db.exec(`CREATE INDEX IF NOT EXISTS ix_${c.col} ON docs(${c.col})`);
-        else this.db.exec(`DROP INDEX IF EXISTS ix_${c.col}`);
-      }
-      const groups = new Map<string, Column[]>();
-      for (const c of cols) if (c.fts) groups.set(c.fts, [...(groups.get(c.fts) ?? []), c]);
-      for (const g of new Set([...prevFts.keys(), ...groups.keys()])) {
-        const members = groups.get(g);
-        const sig = members ? members.map((c) => `,${c.col}`).join('') : undefined;
-        if (sig === prevFts.get(g) && this.columns.length > 0) continue;
-        this.db.exec(`DROP TABLE IF EXISTS fts_${g}`);
-        if (!members) continue;
-        const kind = analyzerKind(members[0]!.analyzer) as { tokenize: string };
-        const tok = kind.tokenize.replace(/"/g, '""');
-        this.db.exec(`CREATE VIRTUAL TABLE fts_${g} USING fts5(${members.map((c) => c.col).join(', ')}, content='docs', content_rowid='id', tokenize="${tok}")`);
-        this.db.exec(`INSERT INTO fts_${g}(fts_${g}) VALUES ('rebuild')`);
-      }
-      this.def = def;
-      this.db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES ('def', ?), ('layout', ?)").run(JSON.stringify(def), JSON.stringify(this.layout));
-    })();
-    this.prepare();
-  }
-
-  private prepare(): void {
-    this.columns = this.plan(this.def);
+  private index(): void {
+    this.columns = planColumns(this.def, this.layout);
     this.colIndex = new Map(this.columns.map((c, i) => [c.path, i]));
-    const names = this.columns.map((c) => c.col);
-    this.insertDoc = this.db.prepare(`INSERT INTO docs (_t, doc${names.map((n) => `, ${n}`).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`);
-    const groups = new Map<string, Column[]>();
-    for (const c of this.columns) if (c.fts) groups.set(c.fts, [...(groups.get(c.fts) ?? []), c]);
-    this.insertFts = [...groups].map(([g, cols]) => ({
-      table: `fts_${g}`,
-      cols,
-      idx: cols.map((c) => this.columns.indexOf(c) + 2),
-      stmt: this.db.prepare(`INSERT INTO fts_${g} (rowid${cols.map((c) => `, ${c.col}`).join('')}) VALUES (?${cols.map(() => ', ?').join('')})`),
-    }));
+  }
+
+  /** Takes a new definition (the writer applies the same one to the file); returns the column signature. */
+  setDef(def: RepoDef): string {
+    this.def = def;
+    this.index();
+    return this.signature;
+  }
+
+  /** Column names in Row.values order. */
+  get signature(): string {
+    return columnSignature(this.columns);
+  }
+
+  /** A copy of the layout (the writer stores it). */
+  layoutCopy(): Layout {
+    return structuredClone(this.layout);
+  }
+
+  /** Records multi-valued paths the writer found. */
+  noteMulti(paths: readonly string[]): void {
+    for (const p of paths) if (!this.layout.multi.includes(p)) this.layout.multi.push(p);
   }
 
   /** The index of a path's column in Row.values (-1 when none). */
@@ -164,77 +136,4 @@ export class LogRepo {
   convert(docs: readonly unknown[]): Array<Row | { error: string }> {
     return docs.map((d) => convertDoc(d, this.def.schema, this.colIndex));
   }
-
-  /**
-   * Inserts converted rows in one transaction (durable in the WAL, visible to
-   * searches at commit). `source` records an export's next offset in the same
-   * transaction so a redelivery after a crash is recognised.
-   */
-  insert(rows: readonly Row[], now: number, source?: { key: string; next: number }): void {
-    const allAt = this.def.fullText.enabled ? this.colIndex.get(ALL_FIELD) ?? -1 : -1;
-    const n = this.columns.length;
-    this.db.transaction(() => {
-      const args: unknown[] = new Array(n + 2);
-      const ftsArgs = this.insertFts.map((f) => new Array<unknown>(f.idx.length + 1));
-      for (const r of rows) {
-        args[0] = now;
-        args[1] = JSON.stringify(r.doc);
-        if (allAt >= 0) r.values[allAt] = allText(r);
-        for (let i = 0; i < n; i++) args[i + 2] = r.values[i];
-        const id = this.insertDoc.run(args).lastInsertRowid;
-        for (let g = 0; g < this.insertFts.length; g++) {
-          const f = this.insertFts[g]!;
-          const a = ftsArgs[g]!;
-          let any = false;
-          a[0] = id;
-          for (let j = 0; j < f.idx.length; j++) {
-            const v = args[f.idx[j]!];
-            a[j + 1] = v;
-            if (v !== null) any = true;
-          }
-          if (any) f.stmt.run(a);
-        }
-        if (r.multi) for (const [path, values] of r.multi) {
-          if (!this.layout.multi.includes(path)) this.markMulti(path);
-          for (const v of values) this.insertMv.run(path, v, id);
-        }
-      }
-      if (source) this.db.prepare('INSERT OR REPLACE INTO sources (k, next) VALUES (?, ?)').run(source.key, source.next);
-    })();
-  }
-
-  private markMulti(path: string): void {
-    this.layout.multi.push(path);
-    this.db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES ('layout', ?)").run(JSON.stringify(this.layout));
-  }
-
-  /** The next source offset an export recorded (0 when none). */
-  sourceNext(key: string): number {
-    const r = this.db.prepare('SELECT next FROM sources WHERE k = ?').get(key) as { next: number } | undefined;
-    return r?.next ?? 0;
-  }
-
-  /** Deletes documents ingested before `cutoff` (ms); returns how many. */
-  expire(cutoff: number): number {
-    return this.db.transaction(() => {
-      for (const f of this.insertFts) {
-        const g = f.table;
-        const cols = f.cols.map((c) => c.col).join(', ');
-        this.db.prepare(`INSERT INTO ${g} (${g}, rowid, ${cols}) SELECT 'delete', id, ${cols} FROM docs WHERE _t < ?`).run(cutoff);
-      }
-      this.db.prepare('DELETE FROM mv WHERE id IN (SELECT id FROM docs WHERE _t < ?)').run(cutoff);
-      return this.db.prepare('DELETE FROM docs WHERE _t < ?').run(cutoff).changes;
-    })();
-  }
-
-  close(): void {
-    if (this.db.open) this.db.close();
-  }
-}
-
-function allText(r: Row): string | null {
-  const parts: string[] = [];
-  for (const v of r.values) if (typeof v === 'string') parts.push(v);
-  if (r.multi) for (const vs of r.multi.values()) for (const v of vs) if (typeof v === 'string') parts.push(v);
-  return parts.length ? parts.join('\n') : null;
 }

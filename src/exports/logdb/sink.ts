@@ -95,12 +95,14 @@ class LogDbSink implements Sink {
     const logdb = store(this.ctx.config.dataDir);
     const end = batch.from + batch.lines.length;
     try {
-      const repo = ensureRepo(logdb, this.ctx.account, this.dest, this.ctx.repo.region, this.mapping);
-      const { rows, rejected } = this.render(batch, repo.sourceNext(this.key));
-      repo.insert(rows, logdb.now(), { key: this.key, next: end });
+      const repo = await ensureRepo(logdb, this.ctx.account, this.dest, this.ctx.repo.region, this.mapping);
+      const { rows, rejected } = this.render(batch, await logdb.sourceNext(repo, this.key));
+      // Indexed on the log store's writer thread, with the next source offset in the same transaction.
+      await logdb.write(repo, rows, { key: this.key, next: end });
       return { ackedThrough: end, rejected };
     } catch (err) {
-      if (err instanceof ApiError) throw err;
+      // E8004: the writer thread failed (crashed, or the layout moved under a queued batch); a retry runs on a fresh one.
+      if (err instanceof ApiError && err.code !== 'E8004') throw err;
       throw new RetryableSinkError(`log store write failed: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -123,7 +125,7 @@ export const logdbSink: SinkKind = {
       if (spec[k] !== undefined && spec[k] !== null && typeof spec[k] !== 'boolean') throw new ApiError('E18303', `${k} must be true or false`);
     }
     // The SDK's AutoExportToLogDB creates the log repo first; otherwise it is created here.
-    ensureRepo(store(ctx.config.dataDir), ctx.account, dest, ctx.repo.region, mapping);
+    await ensureRepo(store(ctx.config.dataDir), ctx.account, dest, ctx.repo.region, mapping);
     return spec;
   },
   create: (spec, ctx) => new LogDbSink(spec, ctx),

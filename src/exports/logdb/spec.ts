@@ -107,15 +107,15 @@ export function mergeSchema(existing: readonly LogField[], wanted: readonly LogF
 }
 
 /** Makes sure the destination log repo exists and holds every mapped field. */
-export function ensureRepo(logdb: LogDb, account: string, dest: string, region: string, mapping: readonly Mapping[]): LogRepo {
+export async function ensureRepo(logdb: LogDb, account: string, dest: string, region: string, mapping: readonly Mapping[]): Promise<LogRepo> {
   const wanted = deriveSchema(mapping);
   const repo = logdb.find(account, dest);
   if (!repo) {
-    logdb.create(account, dest, { region, retention: CREATED_RETENTION, schema: wanted });
+    await logdb.create(account, dest, { region, retention: CREATED_RETENTION, schema: wanted });
     return logdb.get(account, dest);
   }
   const merged = mergeSchema(repo.def.schema, wanted);
-  if (merged) logdb.update(account, dest, { schema: merged });
+  if (merged) await logdb.update(account, dest, { schema: merged });
   return repo;
 }
 
