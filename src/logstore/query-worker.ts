@@ -4,8 +4,7 @@
  * the main thread), under the time limit. See pool.ts.
  */
 import Database from 'better-sqlite3';
-import { parentPort } from 'node:worker_threads';
-import { ApiError } from '../errors.ts';
+import { serveRequests, type WorkerReply } from './worker-serve.ts';
 import { runHistogram, type HistogramJob } from './histogram.ts';
 import { runPage, runSearch, type PageState, type SearchJob, type View } from './search.ts';
 
@@ -17,7 +16,7 @@ export type QueryRequest =
   | { id: number; kind: 'close'; file: string };
 
 /** A query worker's answer: the value, or the error (an ApiError keeps its code). */
-export type QueryReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; code?: string; message: string };
+export type QueryReply = WorkerReply<unknown>;
 
 /** Open connections, least recently used first; at most MAX_CONNS (file handles and page caches). */
 const conns = new Map<string, Database.Database>();
@@ -54,14 +53,4 @@ function handle(m: QueryRequest): unknown {
   return runHistogram(db, m.job, m.limitMs);
 }
 
-parentPort!.on('message', (m: QueryRequest) => {
-  let reply: QueryReply;
-  try {
-    reply = { id: m.id, ok: true, value: handle(m) };
-  } catch (err) {
-    reply = err instanceof ApiError
-      ? { id: m.id, ok: false, code: err.code, message: err.message }
-      : { id: m.id, ok: false, message: (err as Error).message ?? String(err) };
-  }
-  parentPort!.postMessage(reply);
-});
+serveRequests<QueryRequest, unknown>(handle);

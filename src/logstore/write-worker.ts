@@ -6,8 +6,8 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { parentPort } from 'node:worker_threads';
 import { ApiError } from '../errors.ts';
+import { serveRequests, type WorkerReply } from './worker-serve.ts';
 import type { Row } from './convert.ts';
 import { ingestText, type IngestResult } from './ingest.ts';
 import { RepoFile } from './repo-file.ts';
@@ -27,7 +27,7 @@ export type WriteRequest =
 export type WriteValue = { cols: string } | { multi: string[] } | (IngestResult & { multi: string[] }) | number | null;
 
 /** The writer's answer: the value, or the error (an ApiError keeps its code). */
-export type WriteReply = { id: number; ok: true; value: WriteValue } | { id: number; ok: false; code?: string; message: string };
+export type WriteReply = WorkerReply<WriteValue>;
 
 /** Open files, least recently used first; at most MAX_OPEN (file handles and page caches). */
 const files = new Map<string, RepoFile>();
@@ -104,14 +104,4 @@ function handle(m: WriteRequest): WriteValue {
   }
 }
 
-parentPort!.on('message', (m: WriteRequest) => {
-  let reply: WriteReply;
-  try {
-    reply = { id: m.id, ok: true, value: handle(m) };
-  } catch (err) {
-    reply = err instanceof ApiError
-      ? { id: m.id, ok: false, code: err.code, message: err.message }
-      : { id: m.id, ok: false, message: (err as Error).message ?? String(err) };
-  }
-  parentPort!.postMessage(reply);
-});
+serveRequests<WriteRequest, WriteValue>(handle);

@@ -11,7 +11,7 @@ import { ApiError } from '../errors.ts';
 import type { SchemaField, ValType } from '../ingest/types.ts';
 import { engineMessage } from '../sql/check.ts';
 import { quoteIdent } from '../sql/types.ts';
-import { openSandbox } from './sandbox.ts';
+import { openSandbox, type Sandbox } from './sandbox.ts';
 import { showPaths, sniffSql, type SourceFile, type SourceSpec } from './sources.ts';
 
 /** Files sampled by inference: enough to see the variety, bounded in time. */
@@ -38,15 +38,20 @@ async function describe(conn: DuckDBConnection, sql: string): Promise<Array<{ na
   return r.getRowObjectsJson().map((row) => ({ name: String(row.column_name), type: String(row.column_type) }));
 }
 
-/** Infers `[{key, valtype, required:false}]` from the first files; E18623 when DuckDB cannot read them as the file type. */
-export async function inferSchema(deps: InferDeps, spec: SourceSpec, files: SourceFile[]): Promise<SchemaField[]> {
-  if (spec.fileType === 'text') return [{ key: 'text', valtype: 'string', required: false }];
-  const sample = files.slice(0, SAMPLE_FILES);
-  const box = await openSandbox({
+/** A sandbox that may read exactly the sampled files. */
+function sampleSandbox(deps: InferDeps, sample: SourceFile[]): Promise<Sandbox> {
+  return openSandbox({
     memoryLimit: deps.memoryLimit, threads: deps.threads,
     tempDir: path.join(deps.tmpDir, `infer-${randomUUID()}`),
     readFiles: sample.map((f) => f.file), dirs: [],
   });
+}
+
+/** Infers `[{key, valtype, required:false}]` from the first files; E18623 when DuckDB cannot read them as the file type. */
+export async function inferSchema(deps: InferDeps, spec: SourceSpec, files: SourceFile[]): Promise<SchemaField[]> {
+  if (spec.fileType === 'text') return [{ key: 'text', valtype: 'string', required: false }];
+  const sample = files.slice(0, SAMPLE_FILES);
+  const box = await sampleSandbox(deps, sample);
   try {
     const cols = await describe(box.conn, sniffSql(spec, sample.map((f) => f.file)));
     return cols.map((c) => ({ key: c.name, valtype: valtypeOf(c.type), required: false }));
@@ -89,11 +94,7 @@ export function verifySchema(declared: SchemaField[], inferred: SchemaField[]): 
 export async function checkTimes(deps: InferDeps, spec: SourceSpec, files: SourceFile[], fields: Array<{ key: string; col: string }>): Promise<void> {
   if (fields.length === 0) return;
   const sample = files.slice(0, SAMPLE_FILES);
-  const box = await openSandbox({
-    memoryLimit: deps.memoryLimit, threads: deps.threads,
-    tempDir: path.join(deps.tmpDir, `infer-${randomUUID()}`),
-    readFiles: sample.map((f) => f.file), dirs: [],
-  });
+  const box = await sampleSandbox(deps, sample);
   try {
     for (const f of fields) {
       const c = quoteIdent(f.col);
