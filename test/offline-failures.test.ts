@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { rmSync } from 'node:fs';
-import { fresh, tmpDir } from './helpers.ts';
+import { AK2, fresh, SK2, tmpDir } from './helpers.ts';
 import { jsonl, ManualClock, ok, putObject, startOffline, type OfflineServer } from './offline-helpers.ts';
 
 describe('offline run failure messages', () => {
@@ -144,6 +144,54 @@ describe('offline run concurrency', () => {
     } finally {
       await s2.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives a freed slot to the account served longest ago, not to the next of another account\'s backlog', async () => {
+    const s = await startOffline({ offlineSlots: 1 }, { clock: new ManualClock(Date.parse('2026-01-01T00:00:00Z')) });
+    try {
+      const as = (ak: string, sk: string) => async (method: string, url: string, body?: unknown): Promise<any> => {
+        const res = await s.call({ method, url, body, ak, sk });
+        if (res.statusCode !== 200) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
+        return res.body ? JSON.parse(res.body) : undefined;
+      };
+      const alice = (m: string, u: string, b?: unknown) => ok(s, m, u, b);
+      const bob = as(AK2, SK2);
+      const slow = { srcs: [{ name: 'd', type: 'datasource', tableName: 't' }], computation: { code: 'SELECT sum(hash(range + n)) AS h FROM t, range(100000000000)' }, scheduler: { type: 'manual' } };
+      for (const [who, call] of [['alice', alice], ['bob', bob]] as const) {
+        const b = fresh(`bkt-${who}`).replaceAll('_', '-');
+        putObject(s, b, 'a.json', jsonl([{ n: 1 }]));
+        await call('POST', '/v2/datasources/d', { type: 'kodo', spec: { bucket: b, fileType: 'json' } });
+      }
+      const status = async (call: typeof bob, job: string): Promise<string> => (await call('GET', `/v2/jobs/${job}/history?runId=-1`)).history[0]?.status ?? 'none';
+      // Bounded: a wrong pick leaves the wrong slow run holding the slot, which would otherwise wait forever.
+      const until = async (call: typeof bob, job: string, want: string): Promise<void> => {
+        const deadline = Date.now() + 20_000;
+        while ((await status(call, job)) !== want) {
+          if (Date.now() > deadline) {
+            const all = { a2: await status(alice, 'a2'), a3: await status(alice, 'a3'), b1: await status(bob, 'b1') };
+            assert.fail(`${job} never became ${want}: ${JSON.stringify(all)}`);
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      // Alice: one run holding the only slot and three more queued; then Bob's run queues behind them.
+      for (const job of ['a1', 'a2', 'a3', 'a4']) await alice('POST', `/v2/jobs/${job}`, slow);
+      await bob('POST', '/v2/jobs/b1', slow);
+      await alice('POST', '/v2/jobs/a1/actions/start');
+      await until(alice, 'a1', 'Running');
+      for (const job of ['a2', 'a3', 'a4']) await alice('POST', `/v2/jobs/${job}/actions/start`);
+      await bob('POST', '/v2/jobs/b1/actions/start');
+      await alice('POST', '/v2/batch/actions/stop', { jobName: 'a1', runId: 1 });
+      await until(bob, 'b1', 'Running');
+      assert.deepEqual([await status(alice, 'a2'), await status(alice, 'a3'), await status(alice, 'a4')], ['Ready', 'Ready', 'Ready'], 'Bob went before the rest of Alice\'s backlog');
+      await bob('POST', '/v2/batch/actions/stop', { jobName: 'b1', runId: 1 });
+      await until(alice, 'a2', 'Running');
+      assert.deepEqual([await status(alice, 'a3'), await status(alice, 'a4')], ['Ready', 'Ready'], 'Alice\'s own runs keep their order');
+      for (const job of ['a2', 'a3', 'a4']) await alice('POST', `/v2/jobs/${job}/actions/stop`);
+      await s.offline.scheduler.idle();
+    } finally {
+      await s.close();
     }
   });
 });

@@ -1,13 +1,14 @@
 /**
  * The offline scheduler: one timer for all jobs (armed for the earliest next
  * batch), a serial queue per job (batches of a job run oldest first, one at
- * a time), a server-wide pool bounding concurrent runs, and the run
+ * a time), a server-wide pool bounding concurrent runs (a freed slot goes to
+ * the account served longest ago), and the run
  * lifecycle in the runs table (Ready -> Running -> Successful | Failed |
  * Canceled). The clock is injectable so tests drive schedules without sleeps.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { ApiError } from '../errors.ts';
-import { Slots } from '../services/slots.ts';
+import { FairSlots } from '../services/fair-slots.ts';
 import { parseCrontab, parseLoop } from './cron.ts';
 import type { JobService } from './jobs.ts';
 import { RunCancelled, RunControl, RunFailure, type JobRunner } from './runner.ts';
@@ -66,7 +67,8 @@ export interface SchedulerMetrics {
 export class Scheduler {
   private readonly store: OfflineStore;
   private readonly clock: Clock;
-  private readonly pool: Slots;
+  /** Server-wide run slots, handed out fairly across accounts. */
+  private readonly pool: FairSlots;
   /** Next batch time of each scheduled (crontab / loop) job. */
   private readonly next = new Map<string, { account: string; job: string; at: number }>();
   private readonly queues = new Map<string, Promise<void>>();
@@ -82,7 +84,7 @@ export class Scheduler {
   constructor(private readonly opts: SchedulerOptions) {
     this.store = opts.store;
     this.clock = opts.clock ?? systemClock;
-    this.pool = new Slots(opts.slots);
+    this.pool = new FairSlots(opts.slots);
   }
 
   /** Marks runs cut off by a crash as Failed and schedules every job. */
@@ -189,7 +191,7 @@ export class Scheduler {
     const k = key(account, jobName);
     let run = this.store.getRun(account, jobName, runId);
     if (!run || run.status !== 'Ready' || this.closed) return;
-    const release = await this.pool.acquire();
+    const release = await this.pool.acquire(account);
     const control = new RunControl();
     let finish!: () => void;
     const done = new Promise<void>((r) => (finish = r));
