@@ -1,8 +1,9 @@
 /**
- * The log store's writer thread: every change to a repo file (create,
- * schema update, insert batch, retention delete, delete) runs here, one at a
- * time in the order the main thread posted them, on this thread's own
- * read-write connection per file. See writer.ts.
+ * A log store writer thread: changes to repo files (create, schema update,
+ * insert batch, retention delete, delete) run here, one at a time in the
+ * order the main thread posted them, on this thread's own read-write
+ * connection per file. writer.ts runs a few of them and gives each file's
+ * jobs to one thread at a time.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -13,15 +14,20 @@ import { ingestText, type IngestResult } from './ingest.ts';
 import { RepoFile } from './repo-file.ts';
 import type { RepoDef } from './repo.ts';
 
-/** A request to the writer thread. `cols` is the column signature the main thread converted against. */
-export type WriteRequest =
+/**
+ * A request to a writer thread. `cols` is the column signature the main thread converted against.
+ * `keep` (set by writer.ts) keeps the file open after the job because the next job for it is
+ * pinned to this thread; otherwise the thread closes it, so that another thread may take the
+ * file next without this one holding a stale layout or, after a delete, the old file's WAL.
+ */
+export type WriteRequest = { keep?: boolean } & (
   | { id: number; kind: 'create'; file: string; def: RepoDef }
   | { id: number; kind: 'apply'; file: string; def: RepoDef }
   | { id: number; kind: 'insert'; file: string; cols: string; rows: Row[]; now: number; source?: { key: string; next: number } }
   | { id: number; kind: 'ingest'; file: string; text: string; omit: boolean; now: number }
   | { id: number; kind: 'next'; file: string; key: string }
   | { id: number; kind: 'expire'; file: string; cutoff: number }
-  | { id: number; kind: 'delete'; file: string };
+  | { id: number; kind: 'delete'; file: string });
 
 /** What each request answers: the column signature (create, apply), multi-valued paths (insert, ingest), a number. */
 export type WriteValue = { cols: string } | { multi: string[] } | (IngestResult & { multi: string[] }) | number | null;
@@ -104,4 +110,10 @@ function handle(m: WriteRequest): WriteValue {
   }
 }
 
-serveRequests<WriteRequest, WriteValue>(handle);
+serveRequests<WriteRequest, WriteValue>((m) => {
+  try {
+    return handle(m);
+  } finally {
+    if (!m.keep) drop(m.file);
+  }
+});
