@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { logDbFor, type LogDb } from '../src/logstore/store.ts';
+import { AK2, SK2, fresh, startServer, type TestServer } from './helpers.ts';
+import { createLogRepo, json, logdbCode, queryLog, sdkSchema, sendLog, type Ctx } from './logdb-helpers.ts';
+
+const SCHEMA = sdkSchema([
+  { key: 'msg', valtype: 'string', analyzer: 'standard' },
+  { key: 'n', valtype: 'long' },
+]);
+/** Large enough that indexing takes most of a second here, far longer than a one-document write. */
+const BIG = 30_000;
+const bigBatch = (tag: string): unknown[] => Array.from({ length: BIG }, (_, i) => ({ msg: `${tag} request ${i} for /api/items/${i % 997}`, n: i }));
+
+/** Starts a request and tracks whether it has answered. */
+function track<T>(p: Promise<T>): { p: Promise<T>; done: () => boolean } {
+  let settled = false;
+  void p.then(() => { settled = true; }, () => { settled = true; });
+  return { p, done: () => settled };
+}
+
+/** Resolves once the writer threads run a client's write (a big one: small ones may come and go between turns). */
+async function ingesting(store: LogDb, done: () => boolean): Promise<void> {
+  while (store.writer.busyWith !== 'ingest') {
+    if (done()) throw new Error('the write finished before a writer thread was seen busy');
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+const total = async (c: Ctx, repo: string, q: string): Promise<number> => json<{ total: number }>(await queryLog(c, repo, { q })).total;
+
+describe('LogDB writes are fair across accounts', () => {
+  let s: TestServer;
+  let store: LogDb;
+  let alice: Ctx;
+  let bob: Ctx;
+  before(async () => {
+    s = await startServer();
+    store = logDbFor(s.dir)!;
+    alice = { s };
+    bob = { s, ak: AK2, sk: SK2 };
+  });
+  after(async () => s.close());
+
+  it('writes, creates and updates another account\'s repo while one account\'s large writes are queued and running', async () => {
+    const big = fresh('big').toLowerCase();
+    const small = fresh('small').toLowerCase();
+    await createLogRepo(alice, big, SCHEMA);
+    const writes = [track(sendLog(alice, big, bigBatch('one'))), track(sendLog(alice, big, bigBatch('two'))), track(sendLog(alice, big, bigBatch('three')))];
+    await ingesting(store, writes[0]!.done);
+    assert.equal((await createLogRepo(bob, small, SCHEMA)).statusCode, 200);
+    assert.deepEqual(json(await sendLog(bob, small, [{ msg: 'bob was here', n: 1 }])), { success: 1, failed: 0, total: 1 });
+    // With one FIFO thread bob's create and write waited for all three; here they run beside the first.
+    assert.deepEqual(writes.map((w) => w.done()), [false, false, false], 'alice\'s first write had finished before bob\'s create and write answered');
+    assert.equal(await total(bob, small, 'msg:bob'), 1);
+    for (const w of writes) assert.deepEqual(json(await w.p), { success: BIG, failed: 0, total: BIG });
+    assert.equal(await total(alice, big, 'msg:one OR msg:two OR msg:three'), 3 * BIG);
+  });
+
+  it('answers E8113 to an account with too many writes queued, writing none of it, while another account still writes', async () => {
+    const repo = fresh('full').toLowerCase();
+    const mine = fresh('mine').toLowerCase();
+    await createLogRepo(alice, repo, SCHEMA);
+    await createLogRepo(bob, mine, SCHEMA);
+    const bound = store.writer.queuePerAccount;
+    store.writer.queuePerAccount = 1;
+    try {
+      const running = track(sendLog(alice, repo, bigBatch('run')));
+      await ingesting(store, running.done);
+      const queued = track(sendLog(alice, repo, [{ msg: 'queued', n: 1 }]));
+      while (store.writer.depth < 2 && !queued.done()) await new Promise((r) => setImmediate(r));
+      const refused = await sendLog(alice, repo, [{ msg: 'refused', n: 2 }]);
+      assert.equal(refused.statusCode, 400, refused.body);
+      assert.equal(logdbCode(refused), 'E8113');
+      assert.deepEqual(json(await sendLog(bob, mine, [{ msg: 'unaffected', n: 1 }])), { success: 1, failed: 0, total: 1 });
+      assert.equal((await running.p).statusCode, 200);
+      assert.equal((await queued.p).statusCode, 200);
+      assert.equal(await total(alice, repo, 'msg:refused'), 0);
+      assert.equal(await total(alice, repo, 'msg:queued'), 1);
+      // Room again once the queue drained.
+      json(await sendLog(alice, repo, [{ msg: 'later', n: 3 }]));
+      assert.equal(await total(alice, repo, 'msg:later'), 1);
+    } finally {
+      store.writer.queuePerAccount = bound;
+    }
+  });
+});
+
+describe('LogDB writes with three writer threads', () => {
+  let s: TestServer;
+  let store: LogDb;
+  let alice: Ctx;
+  let bob: Ctx;
+  before(async () => {
+    // Three threads: alice may run two jobs at once, so only the per-file rule keeps her repo's order.
+    s = await startServer({ logWriters: 3 });
+    store = logDbFor(s.dir)!;
+    alice = { s };
+    bob = { s, ak: AK2, sk: SK2 };
+  });
+  after(async () => s.close());
+
+  it('keeps one repo\'s order while the account may run two writes and bob a third: writes queued before a delete are acknowledged, writes after answer E8111, the new repo starts empty', async () => {
+    const other = fresh('busy').toLowerCase();
+    const repo = fresh('ord').toLowerCase();
+    await createLogRepo(bob, other, SCHEMA);
+    await createLogRepo(alice, repo, SCHEMA);
+    const bobs = track(sendLog(bob, other, bigBatch('bob')));
+    const first = track(sendLog(alice, repo, bigBatch('first')));
+    const second = track(sendLog(alice, repo, [{ msg: 'second', n: 2 }]));
+    await ingesting(store, first.done);
+    const del = track(s.call({ method: 'DELETE', url: `/v5/repos/${repo}` }));
+    while (store.find('alice', repo) && !del.done()) await new Promise((r) => setImmediate(r));
+    assert.equal(logdbCode(await sendLog(alice, repo, [{ msg: 'late', n: 3 }])), 'E8111');
+    assert.deepEqual(json(await first.p), { success: BIG, failed: 0, total: BIG });
+    assert.deepEqual(json(await second.p), { success: 1, failed: 0, total: 1 });
+    assert.equal((await del.p).statusCode, 200);
+    assert.equal((await createLogRepo(alice, repo, SCHEMA)).statusCode, 200);
+    assert.equal(await total(alice, repo, ''), 0);
+    json(await sendLog(alice, repo, [{ msg: 'again', n: 4 }]));
+    assert.equal(await total(alice, repo, ''), 1);
+    assert.equal((await bobs.p).statusCode, 200);
+    assert.equal(await total(bob, other, 'msg:bob'), BIG);
+  });
+});
