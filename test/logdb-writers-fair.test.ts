@@ -27,22 +27,28 @@ async function ingesting(store: LogDb, done: () => boolean): Promise<void> {
   }
 }
 
+interface Served { s: TestServer; store: LogDb; alice: Ctx; bob: Ctx }
+
+/** A server for the enclosing describe (started in before(), closed in after()), with alice's and bob's credentials. */
+function serve(overrides: Record<string, unknown> = {}): Served {
+  const t = {} as Served;
+  before(async () => {
+    t.s = await startServer(overrides);
+    t.store = logDbFor(t.s.dir)!;
+    t.alice = { s: t.s };
+    t.bob = { s: t.s, ak: AK2, sk: SK2 };
+  });
+  after(async () => t.s.close());
+  return t;
+}
+
 const total = async (c: Ctx, repo: string, q: string): Promise<number> => json<{ total: number }>(await queryLog(c, repo, { q })).total;
 
 describe('LogDB writes are fair across accounts', () => {
-  let s: TestServer;
-  let store: LogDb;
-  let alice: Ctx;
-  let bob: Ctx;
-  before(async () => {
-    s = await startServer();
-    store = logDbFor(s.dir)!;
-    alice = { s };
-    bob = { s, ak: AK2, sk: SK2 };
-  });
-  after(async () => s.close());
+  const t = serve();
 
   it('writes, creates and updates another account\'s repo while one account\'s large writes are queued and running', async () => {
+    const { s, store, alice, bob } = t;
     const big = fresh('big').toLowerCase();
     const small = fresh('small').toLowerCase();
     await createLogRepo(alice, big, SCHEMA);
@@ -58,6 +64,7 @@ describe('LogDB writes are fair across accounts', () => {
   });
 
   it('answers E8113 to an account with too many writes queued, writing none of it, while another account still writes', async () => {
+    const { s, store, alice, bob } = t;
     const repo = fresh('full').toLowerCase();
     const mine = fresh('mine').toLowerCase();
     await createLogRepo(alice, repo, SCHEMA);
@@ -87,20 +94,11 @@ describe('LogDB writes are fair across accounts', () => {
 });
 
 describe('LogDB writes with three writer threads', () => {
-  let s: TestServer;
-  let store: LogDb;
-  let alice: Ctx;
-  let bob: Ctx;
-  before(async () => {
-    // Three threads: alice may run two jobs at once, so only the per-file rule keeps her repo's order.
-    s = await startServer({ logWriters: 3 });
-    store = logDbFor(s.dir)!;
-    alice = { s };
-    bob = { s, ak: AK2, sk: SK2 };
-  });
-  after(async () => s.close());
+  // Three threads: alice may run two jobs at once, so only the per-file rule keeps her repo's order.
+  const t = serve({ logWriters: 3 });
 
   it('keeps one repo\'s order while the account may run two writes and bob a third: writes queued before a delete are acknowledged, writes after answer E8111, the new repo starts empty', async () => {
+    const { s, store, alice, bob } = t;
     const other = fresh('busy').toLowerCase();
     const repo = fresh('ord').toLowerCase();
     await createLogRepo(bob, other, SCHEMA);
