@@ -48,7 +48,7 @@ describe('LogDB writes are fair across accounts', () => {
   const t = serve();
 
   it('writes, creates and updates another account\'s repo while one account\'s large writes are queued and running', async () => {
-    const { s, store, alice, bob } = t;
+    const { store, alice, bob } = t;
     const big = fresh('big').toLowerCase();
     const small = fresh('small').toLowerCase();
     await createLogRepo(alice, big, SCHEMA);
@@ -64,7 +64,7 @@ describe('LogDB writes are fair across accounts', () => {
   });
 
   it('answers E8113 to an account with too many writes queued, writing none of it, while another account still writes', async () => {
-    const { s, store, alice, bob } = t;
+    const { store, alice, bob } = t;
     const repo = fresh('full').toLowerCase();
     const mine = fresh('mine').toLowerCase();
     await createLogRepo(alice, repo, SCHEMA);
