@@ -63,6 +63,27 @@ describe('LogDB writes are fair across accounts', () => {
     assert.equal(await total(alice, big, 'msg:one OR msg:two OR msg:three'), 3 * BIG);
   });
 
+  it('deletes and recreates a repo that moved to the other thread while its first one was busy, and the new repo keeps its documents', async () => {
+    const { s, store, alice, bob } = t;
+    const busy = fresh('hold').toLowerCase();
+    const moved = fresh('moved').toLowerCase();
+    await createLogRepo(alice, busy, SCHEMA);
+    await createLogRepo(bob, moved, SCHEMA);
+    // Both threads idle: bob's write opens his file on the first, then alice's large write holds that one.
+    json(await sendLog(bob, moved, [{ msg: 'old', n: 1 }]));
+    const big = track(sendLog(alice, busy, bigBatch('hold')));
+    await ingesting(store, big.done);
+    json(await sendLog(bob, moved, [{ msg: 'old', n: 2 }]));
+    assert.equal((await s.call({ method: 'DELETE', url: `/v5/repos/${moved}`, ak: AK2, sk: SK2 })).statusCode, 200);
+    assert.equal((await createLogRepo(bob, moved, SCHEMA)).statusCode, 200);
+    json(await sendLog(bob, moved, [{ msg: 'new', n: 3 }]));
+    assert.equal((await big.p).statusCode, 200);
+    // Alice's next write runs on the first thread again, after it closed its connection to bob's deleted file.
+    json(await sendLog(alice, busy, [{ msg: 'after', n: 1 }]));
+    assert.equal(await total(bob, moved, ''), 1);
+    assert.equal(await total(bob, moved, 'msg:new'), 1);
+  });
+
   it('answers E8113 to an account with too many writes queued, writing none of it, while another account still writes', async () => {
     const { store, alice, bob } = t;
     const repo = fresh('full').toLowerCase();

@@ -16,18 +16,18 @@ import type { RepoDef } from './repo.ts';
 
 /**
  * A request to a writer thread. `cols` is the column signature the main thread converted against.
- * `keep` (set by writer.ts) keeps the file open after the job because the next job for it is
- * pinned to this thread; otherwise the thread closes it, so that another thread may take the
- * file next without this one holding a stale layout or, after a delete, the old file's WAL.
+ * `close` (from writer.ts, when another thread takes the file) drops this thread's connection, so
+ * that it never writes with a stale layout nor, after a delete, closes onto the old file's WAL.
  */
-export type WriteRequest = { keep?: boolean } & (
+export type WriteRequest =
+  | { id: number; kind: 'close'; file: string }
   | { id: number; kind: 'create'; file: string; def: RepoDef }
   | { id: number; kind: 'apply'; file: string; def: RepoDef }
   | { id: number; kind: 'insert'; file: string; cols: string; rows: Row[]; now: number; source?: { key: string; next: number } }
   | { id: number; kind: 'ingest'; file: string; text: string; omit: boolean; now: number }
   | { id: number; kind: 'next'; file: string; key: string }
   | { id: number; kind: 'expire'; file: string; cutoff: number }
-  | { id: number; kind: 'delete'; file: string });
+  | { id: number; kind: 'delete'; file: string };
 
 /** What each request answers: the column signature (create, apply), multi-valued paths (insert, ingest), a number. */
 export type WriteValue = { cols: string } | { multi: string[] } | (IngestResult & { multi: string[] }) | number | null;
@@ -103,6 +103,9 @@ function handle(m: WriteRequest): WriteValue {
       return open(m.file).sourceNext(m.key);
     case 'expire':
       return open(m.file).expire(m.cutoff);
+    case 'close':
+      drop(m.file);
+      return null;
     case 'delete':
       drop(m.file);
       for (const suffix of ['', '-wal', '-shm']) rmSync(m.file + suffix, { force: true });
@@ -110,10 +113,4 @@ function handle(m: WriteRequest): WriteValue {
   }
 }
 
-serveRequests<WriteRequest, WriteValue>((m) => {
-  try {
-    return handle(m);
-  } finally {
-    if (!m.keep) drop(m.file);
-  }
-});
+serveRequests<WriteRequest, WriteValue>(handle);

@@ -6,7 +6,7 @@ import { FairQueue } from './fair-queue.ts';
 import type { WriteReply, WriteRequest, WriteValue } from './write-worker.ts';
 
 /** A request without its id (the writer numbers them). */
-export type WriteJob = WriteRequest extends infer R ? R extends { id: number } ? Omit<R, 'id' | 'keep'> : never : never;
+export type WriteJob = WriteRequest extends infer R ? R extends { id: number } ? Omit<R, 'id'> : never : never;
 
 export interface WriterOptions {
   /** Writer threads (default 2). */
@@ -25,6 +25,8 @@ interface Pending {
 interface Slot {
   worker: Worker;
   job: Pending | undefined;
+  /** Files this thread may hold open (a superset: its own LRU closes some). */
+  files: Set<string>;
 }
 
 /** How long close() lets queued writes finish before failing the rest (default 30 s). */
@@ -37,9 +39,14 @@ const CLOSE_WAIT_MS = 30_000;
  *
  * Order: the jobs of one file run one at a time in the order they were
  * posted (a write queued before a delete runs before it, a schema update
- * before the writes converted against it); a file is pinned to one thread
- * while its next job is already queued, and otherwise closed after each job
- * so that any thread may take it next.
+ * before the writes converted against it). A file stays open on the thread
+ * that wrote it last and goes there again when that thread is free; when
+ * another thread takes it, the old one is told to close it (messages to a
+ * thread keep their order, so it closes it before any later job and never
+ * writes with a stale layout). A connection left on a file that another
+ * thread deleted meanwhile is harmless: SQLite neither checkpoints nor
+ * removes the WAL when it closes a file that was unlinked (decision 015,
+ * amendment 3).
  *
  * Fairness: jobs of different accounts are taken round-robin (fair-queue.ts,
  * as for queries), an account runs at most `size - 1` jobs at once (so with
@@ -56,8 +63,8 @@ export class LogWriter {
   private readonly queue: FairQueue<Pending>;
   /** Files with a job running: their next job waits for it. */
   private readonly busy = new Set<string>();
-  /** Files kept open on a thread for their next queued job, which must run there. */
-  private readonly pinned = new Map<string, Slot>();
+  /** The thread that wrote each file last (it holds the file open). */
+  private readonly home = new Map<string, Slot>();
   private nextId = 1;
   private closed = false;
   private drained: (() => void) | undefined;
@@ -133,9 +140,10 @@ export class LogWriter {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: startWorker(import.meta.url, 'write-worker'), job: undefined };
+    const slot: Slot = { worker: startWorker(import.meta.url, 'write-worker'), job: undefined, files: new Set() };
     slot.worker.unref();
     slot.worker.on('message', (r: WriteReply) => {
+      if (r.id < 0) return; // a close
       const job = slot.job;
       if (!this.slots.includes(slot) || !job || job.msg.id !== r.id) return;
       this.finish(slot);
@@ -151,8 +159,8 @@ export class LogWriter {
       const i = this.slots.indexOf(slot);
       if (i < 0) return;
       this.slots.splice(i, 1);
-      // Its connections died with it: the files it kept open may go to any thread.
-      for (const [file, s] of this.pinned) if (s === slot) this.pinned.delete(file);
+      // Its connections died with it: the files it held open may go to any thread.
+      for (const [file, s] of this.home) if (s === slot) this.home.delete(file);
       const job = slot.job;
       if (job) {
         this.finish(slot);
@@ -171,13 +179,25 @@ export class LogWriter {
     const job = slot.job!;
     slot.job = undefined;
     this.busy.delete(job.msg.file);
-    if (!job.msg.keep) this.pinned.delete(job.msg.file);
     this.queue.done(job.account);
   }
 
-  /** A job may start on `slot` when no job of its file runs and its file is not kept open on another thread. */
+  /** A job may start on `slot` when no job of its file runs and its file's home thread is not free to take it instead. */
   private fits(p: Pending, slot: Slot): boolean {
-    return !this.busy.has(p.msg.file) && (this.pinned.get(p.msg.file) ?? slot) === slot;
+    const file = p.msg.file;
+    if (this.busy.has(file)) return false;
+    const home = this.home.get(file);
+    return !home || home === slot || home.job !== undefined || !this.slots.includes(home);
+  }
+
+  /** The oldest waiting job that fits `slot` among the first job of each file (only those may start). */
+  private firstFit(queue: readonly Pending[], slot: Slot): number {
+    const seen = new Set<string>();
+    return queue.findIndex((p) => {
+      const first = !seen.has(p.msg.file);
+      seen.add(p.msg.file);
+      return first && this.fits(p, slot);
+    });
   }
 
   private pump(): void {
@@ -187,7 +207,7 @@ export class LogWriter {
       moved = false;
       for (const slot of this.slots) {
         if (slot.job) continue;
-        const next = this.queue.take((q) => q.findIndex((p) => this.fits(p, slot)));
+        const next = this.queue.take((q) => this.firstFit(q, slot));
         if (!next) continue;
         this.dispatch(slot, next.job);
         moved = true;
@@ -200,10 +220,18 @@ export class LogWriter {
     const file = p.msg.file;
     slot.job = p;
     this.busy.add(file);
-    // Keep the file open when its next job is already queued (same account, same queue): it will run here.
-    p.msg.keep = this.queue.queued(p.account).some((q) => q.msg.file === file);
-    if (p.msg.keep) this.pinned.set(file, slot);
-    else this.pinned.delete(file);
+    // Other threads that may hold the file drop it before any later job of theirs.
+    for (const s of this.slots) {
+      if (s === slot || !s.files.delete(file)) continue;
+      s.worker.postMessage({ id: -1, kind: 'close', file } satisfies WriteRequest);
+    }
+    if (p.msg.kind === 'delete') {
+      slot.files.delete(file);
+      this.home.delete(file);
+    } else {
+      slot.files.add(file);
+      this.home.set(file, slot);
+    }
     try {
       slot.worker.postMessage(p.msg);
     } catch (err) {
