@@ -21,7 +21,7 @@ function track<T>(p: Promise<T>): { p: Promise<T>; done: () => boolean } {
 
 /** Resolves once the writer threads run a client's write (a big one: small ones may come and go between turns). */
 async function ingesting(store: LogDb, done: () => boolean): Promise<void> {
-  while (store.writer.busyWith !== 'ingest') {
+  while (!store.writer.runs('ingest')) {
     if (done()) throw new Error('the write finished before a writer thread was seen busy');
     await new Promise((r) => setImmediate(r));
   }

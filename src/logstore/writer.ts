@@ -103,9 +103,9 @@ export class LogWriter {
     });
   }
 
-  /** The kind of a job running now (insert, expire, ...), if any. */
-  get busyWith(): WriteRequest['kind'] | undefined {
-    return this.slots.find((s) => s.job)?.job?.msg.kind;
+  /** True while a job of this kind (insert, expire, ...) runs on one of the threads. */
+  runs(kind: WriteRequest['kind']): boolean {
+    return this.slots.some((s) => s.job?.msg.kind === kind);
   }
 
   /** Jobs queued or running. */
