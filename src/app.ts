@@ -143,7 +143,7 @@ export async function buildApp(config: Config, opts: { logger?: boolean; clock?:
     hooks: { groupStateChanged: [(account, group) => runner.groupChanged(account, group), (account) => exportEngine.groupChanged(account)] },
   };
   if (swept) app.log.info({ swept }, 'removed logs of deleted repos');
-  const logdb = new LogDb({ dir: path.join(config.dataDir, 'logdb'), regions: config.regions });
+  const logdb = new LogDb({ dir: path.join(config.dataDir, 'logdb'), regions: config.regions, writer: { size: config.logWriters } });
   logdb.register(config.dataDir);
 
   let closing = false;

@@ -86,6 +86,8 @@ export interface Config {
   ingestWorkers: number;
   /** Bearer token of GET /metrics ('' = no metrics endpoint: it answers 404). */
   metricsToken: string;
+  /** Log store writer threads (LogDB writes; one account uses at most all but one). */
+  logWriters: number;
 }
 
 /** Link-local networks and cloud metadata endpoints (AWS, GCP, Azure, Alibaba, Oracle): never an export target by default. */
@@ -143,6 +145,7 @@ export const CONFIG_KEYS = [
   ['exportAllow', 'PIPELINE_EXPORT_ALLOW', '', 'comma-separated CIDRs exports may connect to (empty = any address not denied)'],
   ['exportDeny', 'PIPELINE_EXPORT_DENY', DEFAULT_EXPORT_DENY, 'comma-separated CIDRs exports never connect to (default: link-local and cloud metadata)'],
   ['ingestWorkers', 'PIPELINE_INGEST_WORKERS', 'auto', 'worker threads that validate push bodies of 4MB and more, so they do not hold other requests (auto = cores - 1, at least 1; 0 = validate on the main thread)'],
+  ['logWriters', 'PIPELINE_LOG_WRITERS', '2', 'threads that write LogDB repo files; one account runs on at most all but one of them, so its large batches never hold other accounts\' writes'],
   ['metricsToken', 'PIPELINE_METRICS_TOKEN', '', 'bearer token of GET /metrics (Prometheus text; spans accounts, for the operator); unset = /metrics answers 404'],
   ['shutdownTimeout', 'PIPELINE_SHUTDOWN_TIMEOUT', '10s', 'on SIGTERM/SIGINT, how long requests in progress may take to finish (a second signal exits at once)'],
 ] as const;
@@ -322,6 +325,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Raw 
     shutdownTimeoutMs: dur('shutdownTimeout'),
     ingestWorkers: str('ingestWorkers') === 'auto' ? Math.max(1, availableParallelism() - 1) : int('ingestWorkers', 0, 64),
     metricsToken: str('metricsToken'),
+    logWriters: int('logWriters', 1, 16),
   };
   if (cfg.metricsToken && !/^[\x21-\x7e]{16,256}$/.test(cfg.metricsToken)) problems.push('metricsToken: 16 to 256 printable characters without spaces');
   if (cfg.exportBatchBytes < 1024) problems.push('exportBatchSize: at least 1KB');

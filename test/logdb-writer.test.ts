@@ -17,7 +17,7 @@ const bigBatch = (tag: string): unknown[] => Array.from({ length: BIG }, (_, i) 
 
 /** Resolves once the log store's writer thread runs a client's write (the big write left the event loop). */
 async function writerBusy(store: LogDb, done: () => boolean): Promise<void> {
-  while (store.writer.busyWith !== 'ingest') {
+  while (!store.writer.runs('ingest')) {
     if (done()) throw new Error('the write finished before the writer thread was seen busy');
     await new Promise((r) => setImmediate(r));
   }
@@ -79,14 +79,14 @@ describe('LogDB writer thread', () => {
     assert.equal(exp.statusCode, 200, exp.body);
     // Polled on every turn of the event loop, so the 20,000-row insert is seen as it starts.
     const end = Date.now() + 60_000;
-    while (store.writer.busyWith !== 'insert') {
+    while (!store.writer.runs('insert')) {
       if (Date.now() > end) throw new Error('the export never reached the writer thread');
       await new Promise((r) => setImmediate(r));
     }
     const health = await s.app.inject({ method: 'GET', url: '/health' });
     assert.equal(health.statusCode, 200, health.body);
     assert.equal((await push(s, other, 'host=b latency=1\n')).statusCode, 200);
-    assert.equal(store.writer.busyWith, 'insert', 'the batch was already indexed when /health and the push answered');
+    assert.ok(store.writer.runs('insert'), 'the batch was already indexed when /health and the push answered');
     await until(async () => (await total(s, dest, '')) === 20_000, 'every point to be searchable');
     assert.equal(await total(s, dest, 'host:h3'), 2_500);
   });
@@ -100,7 +100,7 @@ describe('LogDB writer thread', () => {
     const exp = await s.call({ method: 'POST', url: `/v2/repos/${source}/exports/tolog`, body: { type: 'logdb', spec: { destRepoName: dest } } });
     assert.equal(exp.statusCode, 200, exp.body);
     const end = Date.now() + 60_000;
-    while (store.writer.busyWith !== 'insert') {
+    while (!store.writer.runs('insert')) {
       if (Date.now() > end) throw new Error('the export never reached the writer thread');
       await new Promise((r) => setImmediate(r));
     }

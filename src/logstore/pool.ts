@@ -3,6 +3,7 @@ import { ApiError, type ErrorCode } from '../errors.ts';
 import { timeLimitError } from './search.ts';
 import type { QueryReply, QueryRequest } from './query-worker.ts';
 import { startWorker } from '../services/worker-entry.ts';
+import { FairQueue } from './fair-queue.ts';
 
 /** Time a worker gets past the query's own limit before it is terminated (the in-SQL check failed to stop it). */
 const KILL_GRACE_MS = 1_000;
@@ -45,35 +46,38 @@ interface Slot {
 export class QueryPool {
   readonly size: number;
   readonly perAccount: number;
-  /** Mutable so tests (and operators through the REPL) can tighten it. */
-  queuePerAccount: number;
   /** Time a worker gets past the query's limit before it is terminated (tests set it below 0 to stand for a stuck step). */
   killGraceMs = KILL_GRACE_MS;
   /** Workers terminated by the backstop since start. */
   kills = 0;
   private readonly slots: Slot[] = [];
-  /** Waiting queries per account; Map order is the round-robin order. */
-  private readonly waiting = new Map<string, Pending[]>();
-  private readonly running = new Map<string, number>();
+  private readonly queue: FairQueue<Pending>;
   private nextId = 1;
   private closed = false;
 
   constructor(opts: PoolOptions = {}) {
     this.size = Math.max(1, opts.size ?? 2);
     this.perAccount = Math.max(1, opts.perAccount ?? this.size - 1);
-    this.queuePerAccount = Math.max(0, opts.queuePerAccount ?? 8);
+    this.queue = new FairQueue(this.perAccount, Math.max(0, opts.queuePerAccount ?? 8));
+  }
+
+  /** Queries one account may have waiting; mutable so tests (and operators through the REPL) can tighten it. */
+  get queuePerAccount(): number {
+    return this.queue.queuePerAccount;
+  }
+
+  set queuePerAccount(n: number) {
+    this.queue.queuePerAccount = n;
   }
 
   /** Runs a query for an account; rejects with E8113 when the account's queue is full. */
   run<T>(account: string, job: PoolJob): Promise<T> {
     if (this.closed) return Promise.reject(new Error('the log store is closed'));
-    const queue = this.waiting.get(account) ?? [];
-    if (queue.length >= this.queuePerAccount && (this.running.get(account) ?? 0) >= this.perAccount) {
-      return Promise.reject(new ApiError('E8113', `too many concurrent queries: this account already runs ${this.perAccount} and has ${queue.length} waiting; retry when one finishes`));
+    if (this.queue.full(account)) {
+      return Promise.reject(new ApiError('E8113', `too many concurrent queries: this account already runs ${this.perAccount} and has ${this.queue.queued(account).length} waiting; retry when one finishes`));
     }
     return new Promise<T>((resolve, reject) => {
-      queue.push({ account, msg: { ...job, id: this.nextId++ } as QueryRequest, resolve: resolve as (v: unknown) => void, reject });
-      this.waiting.set(account, queue);
+      this.queue.push(account, { account, msg: { ...job, id: this.nextId++ } as QueryRequest, resolve: resolve as (v: unknown) => void, reject });
       this.pump();
     });
   }
@@ -87,8 +91,7 @@ export class QueryPool {
   close(): void {
     this.closed = true;
     const gone = new Error('the log store is closed');
-    for (const q of this.waiting.values()) for (const p of q) p.reject(gone);
-    this.waiting.clear();
+    for (const p of this.queue.clear()) p.reject(gone);
     for (const s of this.slots) {
       if (s.timer) clearTimeout(s.timer);
       s.job?.reject(gone);
@@ -130,34 +133,19 @@ export class QueryPool {
     if (slot.timer) clearTimeout(slot.timer);
     slot.job = undefined;
     slot.timer = undefined;
-    const n = (this.running.get(job.account) ?? 1) - 1;
-    if (n > 0) this.running.set(job.account, n);
-    else this.running.delete(job.account);
+    this.queue.done(job.account);
     return job;
-  }
-
-  /** The next waiting query whose account may run one more, round-robin. */
-  private next(): Pending | undefined {
-    for (const [account, queue] of this.waiting) {
-      if ((this.running.get(account) ?? 0) >= this.perAccount) continue;
-      const p = queue.shift()!;
-      // Move the account to the end of the round.
-      this.waiting.delete(account);
-      if (queue.length > 0) this.waiting.set(account, queue);
-      return p;
-    }
-    return undefined;
   }
 
   private pump(): void {
     if (this.closed) return;
     // All threads start with the first query (lazily: most servers never search), so
     // a second account never waits for a thread to start (~1 s under tsx).
-    while (this.waiting.size > 0 && this.slots.length < this.size) this.spawn();
+    while (this.queue.size > 0 && this.slots.length < this.size) this.spawn();
     for (;;) {
       let slot = this.slots.find((s) => !s.job);
       if (!slot && this.slots.length >= this.size) return;
-      const p = this.next();
+      const p = this.queue.take()?.job;
       if (!p) return;
       slot ??= this.spawn();
       this.dispatch(slot, p);
@@ -166,7 +154,6 @@ export class QueryPool {
 
   private dispatch(slot: Slot, p: Pending): void {
     slot.job = p;
-    this.running.set(p.account, (this.running.get(p.account) ?? 0) + 1);
     const limitMs = 'limitMs' in p.msg ? p.msg.limitMs : 0;
     slot.timer = setTimeout(() => {
       // The in-SQL deadline did not stop it (a long single step): kill the thread, answer E8210.

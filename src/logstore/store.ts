@@ -8,7 +8,7 @@ import { checkEvolution, normaliseSchema, parseRetention, REPO_NAME_RE } from '.
 import { parseKeepAlive, ScrollCache } from './scroll.ts';
 import { planHistogram, type HistogramAnswer } from './histogram.ts';
 import { QueryPool, type PoolOptions } from './pool.ts';
-import { LogWriter } from './writer.ts';
+import { LogWriter, type WriterOptions } from './writer.ts';
 import { isDefaultOrder, planSearch, QUERY_TIME_LIMIT_MS, type PageResult, type SearchAnswer, type SearchParams, type SearchResult } from './search.ts';
 
 export interface LogDbOptions {
@@ -20,6 +20,8 @@ export interface LogDbOptions {
   queryTimeMs?: number;
   /** Query worker pool sizing and per-account fairness (pool.ts). */
   pool?: PoolOptions;
+  /** Writer threads and per-account write queue (writer.ts). */
+  writer?: WriterOptions;
 }
 
 const DAY = 86_400_000;
@@ -43,8 +45,8 @@ export class LogDb {
   queryTimeMs: number;
   /** Searches, scroll pages and histograms run here, off the event loop. */
   readonly pool: QueryPool;
-  /** Every change to a repo file runs here, off the event loop, in posting order. */
-  readonly writer = new LogWriter();
+  /** Every change to a repo file runs here, off the event loop, in posting order per file, fair across accounts. */
+  readonly writer: LogWriter;
   /** Files being deleted by the writer: not found meanwhile, even though they still exist. */
   private readonly deleting = new Map<string, Promise<unknown>>();
   /** Repos (account/name) whose file the writer is creating: not found until it answers. */
@@ -54,6 +56,7 @@ export class LogDb {
     this.now = opts.now ?? Date.now;
     this.queryTimeMs = opts.queryTimeMs ?? QUERY_TIME_LIMIT_MS;
     this.pool = new QueryPool(opts.pool);
+    this.writer = new LogWriter(opts.writer);
     mkdirSync(opts.dir, { recursive: true });
   }
 
@@ -201,7 +204,7 @@ export class LogDb {
 
   /**
    * Deletes a repo and its file. Gone for requests at once; writes posted
-   * before finish first (the writer runs jobs in order), later ones answer E8111.
+   * before finish first (the writer runs a file's jobs in order), later ones answer E8111.
    */
   async delete(account: string, name: string): Promise<void> {
     const repo = this.get(account, name);

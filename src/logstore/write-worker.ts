@@ -1,8 +1,9 @@
 /**
- * The log store's writer thread: every change to a repo file (create,
- * schema update, insert batch, retention delete, delete) runs here, one at a
- * time in the order the main thread posted them, on this thread's own
- * read-write connection per file. See writer.ts.
+ * A log store writer thread: changes to repo files (create, schema update,
+ * insert batch, retention delete, delete) run here, one at a time in the
+ * order the main thread posted them, on this thread's own read-write
+ * connection per file. writer.ts runs a few of them and gives each file's
+ * jobs to one thread at a time.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -13,8 +14,13 @@ import { ingestText, type IngestResult } from './ingest.ts';
 import { RepoFile } from './repo-file.ts';
 import type { RepoDef } from './repo.ts';
 
-/** A request to the writer thread. `cols` is the column signature the main thread converted against. */
+/**
+ * A request to a writer thread. `cols` is the column signature the main thread converted against.
+ * `close` (from writer.ts, when another thread takes the file) drops this thread's connection, so
+ * that it never writes with a stale layout nor, after a delete, closes onto the old file's WAL.
+ */
 export type WriteRequest =
+  | { id: number; kind: 'close'; file: string }
   | { id: number; kind: 'create'; file: string; def: RepoDef }
   | { id: number; kind: 'apply'; file: string; def: RepoDef }
   | { id: number; kind: 'insert'; file: string; cols: string; rows: Row[]; now: number; source?: { key: string; next: number } }
@@ -97,6 +103,9 @@ function handle(m: WriteRequest): WriteValue {
       return open(m.file).sourceNext(m.key);
     case 'expire':
       return open(m.file).expire(m.cutoff);
+    case 'close':
+      drop(m.file);
+      return null;
     case 'delete':
       drop(m.file);
       for (const suffix of ['', '-wal', '-shm']) rmSync(m.file + suffix, { force: true });

@@ -102,7 +102,8 @@ class LogDbSink implements Sink {
       return { ackedThrough: end, rejected };
     } catch (err) {
       // E8004: the writer thread failed (crashed, or the layout moved under a queued batch); a retry runs on a fresh one.
-      if (err instanceof ApiError && err.code !== 'E8004') throw err;
+      // E8113: the account has too many writes queued; a retry after the backoff finds room.
+      if (err instanceof ApiError && err.code !== 'E8004' && err.code !== 'E8113') throw err;
       throw new RetryableSinkError(`log store write failed: ${(err as Error).message}`, { cause: err });
     }
   }
