@@ -50,6 +50,15 @@ describe('LogDB writer thread', () => {
   });
   after(async () => s.close());
 
+  /** Polled on every turn of the event loop, so a 20,000-row insert is seen as it starts. */
+  async function insertStarted(): Promise<void> {
+    const end = Date.now() + 60_000;
+    while (!store.writer.runs('insert')) {
+      if (Date.now() > end) throw new Error('the export never reached the writer thread');
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
   it('answers /health and a push to another repo while a 30,000-document write is being indexed, then finds every document', async () => {
     const logRepo = fresh('big').toLowerCase();
     await createLogRepo({ s }, logRepo, SCHEMA);
@@ -77,12 +86,7 @@ describe('LogDB writer thread', () => {
     const other = await makeRepo(s, fresh('other'));
     const exp = await s.call({ method: 'POST', url: `/v2/repos/${source}/exports/tolog`, body: { type: 'logdb', spec: { destRepoName: dest } } });
     assert.equal(exp.statusCode, 200, exp.body);
-    // Polled on every turn of the event loop, so the 20,000-row insert is seen as it starts.
-    const end = Date.now() + 60_000;
-    while (!store.writer.runs('insert')) {
-      if (Date.now() > end) throw new Error('the export never reached the writer thread');
-      await new Promise((r) => setImmediate(r));
-    }
+    await insertStarted();
     const health = await s.app.inject({ method: 'GET', url: '/health' });
     assert.equal(health.statusCode, 200, health.body);
     assert.equal((await push(s, other, 'host=b latency=1\n')).statusCode, 200);
@@ -99,11 +103,7 @@ describe('LogDB writer thread', () => {
     const crashes = store.writer.crashes;
     const exp = await s.call({ method: 'POST', url: `/v2/repos/${source}/exports/tolog`, body: { type: 'logdb', spec: { destRepoName: dest } } });
     assert.equal(exp.statusCode, 200, exp.body);
-    const end = Date.now() + 60_000;
-    while (!store.writer.runs('insert')) {
-      if (Date.now() > end) throw new Error('the export never reached the writer thread');
-      await new Promise((r) => setImmediate(r));
-    }
+    await insertStarted();
     await store.writer.kill();
     assert.equal(store.writer.crashes, crashes + 1);
     await until(async () => (await total(s, dest, '')) === 20_000, 'the redelivered batch to be searchable');
