@@ -127,7 +127,7 @@ export const CONFIG_KEYS = [
   ['bucketsDir', 'PIPELINE_BUCKETS_DIR', '', 'local bucket store, bucket B = folder B (default <dataDir>/buckets)'],
   ['hdfsRoot', 'PIPELINE_HDFS_ROOT', '', 'directory hdfs:// paths resolve under (default <dataDir>/hdfs)'],
   ['timezone', 'PIPELINE_TIMEZONE', 'UTC', 'IANA time zone of magic variables such as $(year) $(hour)'],
-  ['offlineSlots', 'PIPELINE_OFFLINE_SLOTS', '2', 'offline job runs executing at once (each job runs its batches one at a time)'],
+  ['offlineSlots', 'PIPELINE_OFFLINE_SLOTS', '4', 'offline job runs in progress at once (each job runs its batches one at a time; their SQL shares the SQL threads of Node\'s pool)'],
   ['offlineTimeout', 'PIPELINE_OFFLINE_TIMEOUT', '1h', 'longest an offline job run may take before it is interrupted and marked Failed'],
   ['offlineFetchMax', 'PIPELINE_OFFLINE_FETCH_MAX', '4GB', 'with an S3 endpoint: most bytes of objects one offline run or schema inference downloads before DuckDB reads them'],
   ['s3Endpoint', 'PIPELINE_S3_ENDPOINT', '', 'S3-compatible endpoint holding the buckets instead of the local bucket store'],
