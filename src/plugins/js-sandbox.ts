@@ -55,7 +55,7 @@ for (const name of ['ArrayBuffer', 'SharedArrayBuffer', 'DataView', 'Atomics', '
   'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array', 'Uint32Array', 'Float16Array', 'Float32Array',
   'Float64Array', 'BigInt64Array', 'BigUint64Array']) delete globalThis[name];
 const revive = (k, v) => (typeof v === 'string' && v.startsWith(MARK) ? toBig(v.slice(MARK.length)) : v);
-const bigToText = (k, v) => (typeof v === 'bigint' ? v.toString() : v);
+const bigToText = (k, v) => (typeof v === 'bigint' ? MARK + v.toString() : v);
 const isThenable = (r) => r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function';
 function describe(e) {
   try {

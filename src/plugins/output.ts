@@ -36,6 +36,16 @@ export function pointsToJson(points: readonly Point[]): { json: string; big: boo
   }
 }
 
+/** BIGINT_MARK as JSON.stringify writes it inside a string. */
+const MARK_IN_JSON = '"\\u0000n:';
+const MARKED_DIGITS = /^-?\d+$/;
+
+function reviveLong(_key: string, v: unknown): unknown {
+  if (typeof v !== 'string' || !v.startsWith(BIGINT_MARK)) return v;
+  const digits = v.slice(BIGINT_MARK.length);
+  return MARKED_DIGITS.test(digits) ? BigInt(digits) : v;
+}
+
 /**
  * Parses a plugin's JSON output and enforces the declared output fields.
  * @param label names the plugin in error messages, e.g. `plugin "com.x.Parser"`.
@@ -44,7 +54,8 @@ export function pointsToJson(points: readonly Point[]): { json: string; big: boo
 export function decodeOutput(json: string, output: readonly OutputField[], label: string): Point[] {
   let rows: unknown;
   try {
-    rows = JSON.parse(json);
+    // Longs beyond 2^53 come back marked like the input's (js-sandbox), anywhere in a point.
+    rows = json.includes(MARK_IN_JSON) ? JSON.parse(json, reviveLong) : JSON.parse(json);
   } catch (err) {
     throw new PluginRunError(`${label} produced output that is not JSON`, { cause: err });
   }
@@ -124,9 +135,27 @@ export function coerce(value: unknown, type: OutputField['type']): unknown {
       // 'string', and the reference's default when a transform left `type` out.
       if (typeof value === 'string') return value;
       if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-      if (typeof value === 'object') return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      if (typeof value === 'object') return jsonWithLongs(value);
       return undefined;
   }
+}
+
+/**
+ * JSON text of a plugin's object value. Longs beyond 2^53 arrive as bigints:
+ * JSON.stringify throws on them, and writing them as strings would change their
+ * type inside the text, so they are written as JSON numbers like every other
+ * long. Values JSON has no place for are left out, as JSON.stringify does.
+ */
+function jsonWithLongs(value: unknown): string | undefined {
+  if (typeof value === 'bigint') return value.toString();
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map((v) => jsonWithLongs(v) ?? 'null').join(',')}]`;
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    const text = jsonWithLongs(v);
+    if (text !== undefined) parts.push(`${JSON.stringify(k)}:${text}`);
+  }
+  return `{${parts.join(',')}}`;
 }
 
 function kindOf(v: unknown): string {
