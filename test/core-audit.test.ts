@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
+import { errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
 
 describe('core API audit', () => {
   let s: TestServer;
@@ -26,5 +26,26 @@ describe('core API audit', () => {
       { arr: '[1,9007199254740993]', m: '{"x":-9223372036854775808}' },
       { arr: '[2]', m: '{"x":3}' },
     ]);
+  });
+
+  it('a transform created with whence "newest" (as the Go SDK may send) skips the points already in its source', async () => {
+    const src = await makeRepo(s);
+    assert.equal((await push(s, src, 'host=old1\nhost=old2')).statusCode, 200);
+    const create = (name: string, dest: string, whence: unknown) =>
+      s.call({ method: 'POST', url: `/v2/repos/${src}/transforms/${name}/to/${dest}`, body: { mode: 'sql', code: `select host from ${src}`, interval: '5s', whence } });
+    const newest = fresh('newest');
+    const oldest = fresh('oldest');
+    assert.equal((await create('tn', newest, 'newest')).statusCode, 200);
+    assert.equal((await create('to', oldest, 'oldest')).statusCode, 200);
+    assert.equal(errorCode(await create('tx', fresh('x'), 'latest')), 'E18207');
+    assert.equal((await s.call({ method: 'GET', url: `/v2/repos/${src}/transforms/tx/exists` })).body, '{"exist":false}');
+    const got = JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${src}/transforms/tn` })).body);
+    assert.equal(got.spec.whence, 'newest');
+    assert.deepEqual(got.status.lag, { points: 0, seconds: 0 });
+    assert.equal((await push(s, src, 'host=new')).statusCode, 200);
+    await s.ctx.runner.runNow('alice', src, 'tn');
+    await s.ctx.runner.runNow('alice', src, 'to');
+    assert.deepEqual(await rows(newest), [{ host: 'new' }]);
+    assert.deepEqual(await rows(oldest), [{ host: 'old1' }, { host: 'old2' }, { host: 'new' }]);
   });
 });

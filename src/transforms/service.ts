@@ -50,6 +50,7 @@ export class TransformService {
     const output = await this.outputSchema(account, source, spec);
     const dest = this.meta.getRepo(account, destName);
     if (dest) this.checkDestination(account, dest, output);
+    const srcLog = await this.repos.log(account, source);
     const now = new Date().toISOString();
     const row: TransformRow = {
       repo, name, destRepo: destName, spec: spec as unknown as Record<string, unknown>,
@@ -63,6 +64,10 @@ export class TransformService {
         throw new ApiError('E18205', destName);
       }
       this.meta.insertTransform(account, row);
+      // whence is applied once, here: the transform then only moves from its committed offset.
+      if (spec.whence === 'newest') {
+        this.meta.setOffset(account, consumerId(row), { logKey: `${source.name}.${source.uid}`, nextOffset: srcLog.endOffset(), state: {} });
+      }
       // A group that allocates on first use starts with its first transform.
       const g = source.group ? this.meta.getGroup(account, source.group) : undefined;
       if (g && g.state === 'idle') this.meta.updateGroup(account, { ...g, state: 'running', updateTime: now });

@@ -21,6 +21,8 @@ export interface TransformSpec {
   plugin?: PluginSpec;
   interval: string;
   container?: { type: string; count: number };
+  /** Where a new transform starts in its source (the Go SDK's TransformSpec.Whence); absent means oldest. */
+  whence?: 'oldest' | 'newest';
 }
 
 /**
@@ -72,6 +74,11 @@ export function parseCreate(body: Record<string, unknown>): TransformSpec {
   if (code) { spec.mode = 'sql'; spec.code = code; }
   if (plugin) spec.plugin = plugin;
   if (body.container !== undefined && body.container !== null) spec.container = parseContainer(body.container, 10_000);
+  // As for exports: the SDK omits an empty whence, other clients may send "".
+  if (body.whence !== undefined && body.whence !== null && body.whence !== '') {
+    if (body.whence !== 'oldest' && body.whence !== 'newest') throw new ApiError('E18207', `whence must be "oldest" or "newest", got ${JSON.stringify(body.whence)?.slice(0, 40)}`);
+    spec.whence = body.whence;
+  }
   return spec;
 }
 
