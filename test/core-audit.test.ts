@@ -48,4 +48,27 @@ describe('core API audit', () => {
     assert.deepEqual(await rows(newest), [{ host: 'new' }]);
     assert.deepEqual(await rows(oldest), [{ host: 'old1' }, { host: 'old2' }, { host: 'new' }]);
   });
+
+  it('refuses a transform that would close a cycle of repos (points would go round for ever)', async () => {
+    const a = await makeRepo(s, fresh('a'), [{ key: 'x', valtype: 'string' }]);
+    const b = await makeRepo(s, fresh('b'), [{ key: 'x', valtype: 'string' }]);
+    const create = (src: string, name: string, dest: string) =>
+      s.call({ method: 'POST', url: `/v2/repos/${src}/transforms/${name}/to/${dest}`, body: { mode: 'sql', code: `select x from ${src}`, interval: '5s' } });
+    assert.equal((await push(s, a, 'x=1')).statusCode, 200);
+    assert.equal((await create(a, 'ab', b)).statusCode, 200);
+    const c = fresh('c');
+    assert.equal((await create(b, 'bc', c)).statusCode, 200);
+    // Back to the start, directly or over two hops: refused, nothing created.
+    for (const [src, name] of [[b, 'ba'], [c, 'ca']] as const) {
+      const res = await create(src, name, a);
+      assert.equal(errorCode(res), 'E18204', res.body);
+      assert.match(res.body, new RegExp(a));
+      assert.equal((await s.call({ method: 'GET', url: `/v2/repos/${src}/transforms/${name}/exists` })).body, '{"exist":false}');
+    }
+    // Pushes into the first repo still work (it did not become a destination), and the point goes through once.
+    assert.equal((await push(s, a, 'x=2')).statusCode, 200);
+    await s.ctx.runner.runNow('alice', a, 'ab');
+    await s.ctx.runner.runNow('alice', b, 'bc');
+    assert.deepEqual(await rows(c), [{ x: '1' }, { x: '2' }]);
+  });
 });

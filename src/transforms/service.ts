@@ -43,6 +43,7 @@ export class TransformService {
     if (!NAME_RE.test(destName)) throw new ApiError('E18103', `"${destName.slice(0, 64)}" must match ^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`);
     const source = this.repos.must(account, repo);
     if (destName === repo) throw new ApiError('E18204', repo);
+    this.checkNoCycle(account, repo, destName);
     if (this.meta.getTransform(account, repo, name)) throw new ApiError('E18201', `${repo}/${name}`);
     const spec = parseCreate(body);
     // The plugin is checked against its contract and the source (an omitted output is derived here).
@@ -58,6 +59,7 @@ export class TransformService {
     };
     this.meta.tx(() => {
       if (this.meta.getTransform(account, repo, name)) throw new ApiError('E18201', `${repo}/${name}`);
+      this.checkNoCycle(account, repo, destName);
       if (!dest) {
         this.repos.create(account, destName, { region: source.region, group: source.group, schema: output }, { derivedFrom: name });
       } else if (this.meta.transformWriting(account, destName)) {
@@ -74,6 +76,21 @@ export class TransformService {
     });
     this.runner.add(account, row);
     return row;
+  }
+
+  /**
+   * A transform into a repo that (through transforms) feeds its source would
+   * close a cycle: every point would go round for ever. Each repo has one
+   * writer at most, so the source's upstream is a chain (E18204, as for a
+   * transform into its own source).
+   */
+  private checkNoCycle(account: string, repo: string, destName: string): void {
+    const seen = new Set<string>([repo]);
+    for (let w = this.meta.transformWriting(account, repo); w; w = this.meta.transformWriting(account, w.repo)) {
+      if (w.repo === destName) throw new ApiError('E18204', `${destName} feeds ${repo} through transform ${w.repo}/${w.name}: the transform would close a cycle`);
+      if (seen.has(w.repo)) break;
+      seen.add(w.repo);
+    }
   }
 
   /** An existing destination must take every output field with a compatible type. */
