@@ -71,4 +71,17 @@ describe('core API audit', () => {
     await s.ctx.runner.runNow('alice', b, 'bc');
     assert.deepEqual(await rows(c), [{ x: '1' }, { x: '2' }]);
   });
+
+  it('a SQL result of NaN or an infinity fails the run naming the value, not "null"', async () => {
+    const src = await makeRepo(s, fresh('src'), [{ key: 'f', valtype: 'float' }]);
+    const dest = fresh('dest');
+    const res = await s.call({ method: 'POST', url: `/v2/repos/${src}/transforms/t/to/${dest}`, body: { mode: 'sql', code: `select f / f as ratio, 1 / f as inv from ${src}`, interval: '5s' } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((await push(s, src, 'f=0')).statusCode, 200);
+    await s.ctx.runner.runNow('alice', src, 't');
+    const status = JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${src}/transforms/t` })).body).status;
+    assert.equal(status.state, 'error');
+    assert.match(status.lastError, /field "ratio": "NaN" is not a float/);
+    assert.deepEqual(await rows(dest), []);
+  });
 });

@@ -16,7 +16,8 @@ import type { Point } from './types.ts';
 function misfit(path: string, v: unknown, what: string): never {
   let shownValue: string;
   try {
-    shownValue = typeof v === 'bigint' ? `${v}n` : typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+    // Numbers as JS writes them: JSON would show NaN and the infinities as "null".
+    shownValue = typeof v === 'bigint' ? `${v}n` : typeof v === 'string' ? v : typeof v === 'number' ? String(v) : (JSON.stringify(v) ?? String(v));
   } catch {
     shownValue = String(v);
   }
