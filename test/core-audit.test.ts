@@ -84,4 +84,21 @@ describe('core API audit', () => {
     assert.match(status.lastError, /field "ratio": "NaN" is not a float/);
     assert.deepEqual(await rows(dest), []);
   });
+
+  it('a transform container may leave out type or count, as the reference allows', async () => {
+    const src = await makeRepo(s);
+    const create = (name: string, container: unknown) =>
+      s.call({ method: 'POST', url: `/v2/repos/${src}/transforms/${name}/to/${fresh('dest')}`, body: { mode: 'sql', code: `select host from ${src}`, container } });
+    const spec = async (name: string) => JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${src}/transforms/${name}` })).body).spec;
+    assert.equal((await create('only_count', { count: 3 })).statusCode, 200);
+    assert.deepEqual((await spec('only_count')).container, { type: 'M16C4', count: 3 });
+    assert.equal((await create('only_type', { type: 'M32C8' })).statusCode, 200);
+    assert.deepEqual((await spec('only_type')).container, { type: 'M32C8', count: 1 });
+    const upd = await s.call({ method: 'PUT', url: `/v2/repos/${src}/transforms/only_type`, body: { container: { count: 2 } } });
+    assert.equal(upd.statusCode, 200, upd.body);
+    assert.deepEqual((await spec('only_type')).container, { type: 'M32C8', count: 2 }, 'an update keeps what it leaves out');
+    // Given values are still checked.
+    assert.equal(errorCode(await create('bad_type', { type: 'M64C16' })), 'E18213');
+    assert.equal(errorCode(await create('bad_count', { count: 0 })), 'E18214');
+  });
 });

@@ -64,6 +64,17 @@ function parseCode(body: Record<string, unknown>): string | undefined {
   return body.code;
 }
 
+/**
+ * A transform's container: unlike a group's, the reference makes type and count
+ * optional. What is left out comes from `cur` (an update) or defaults to one M16C4.
+ */
+function parseTransformContainer(raw: unknown, cur: { type: string; count: number } = { type: 'M16C4', count: 1 }): { type: string; count: number } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return parseContainer(raw, 10_000);
+  const c = raw as Record<string, unknown>;
+  const given = (v: unknown): boolean => v !== undefined && v !== null;
+  return parseContainer({ type: given(c.type) ? c.type : cur.type, count: given(c.count) ? c.count : cur.count }, 10_000);
+}
+
 /** Validates a create body (E18207 when neither plugin nor mode/code, E18208, E18211, E18213/4). */
 export function parseCreate(body: Record<string, unknown>): TransformSpec {
   const code = parseCode(body);
@@ -73,7 +84,7 @@ export function parseCreate(body: Record<string, unknown>): TransformSpec {
   const spec: TransformSpec = { interval: parseInterval(body.interval) };
   if (code) { spec.mode = 'sql'; spec.code = code; }
   if (plugin) spec.plugin = plugin;
-  if (body.container !== undefined && body.container !== null) spec.container = parseContainer(body.container, 10_000);
+  if (body.container !== undefined && body.container !== null) spec.container = parseTransformContainer(body.container);
   // As for exports: the SDK omits an empty whence, other clients may send "".
   if (body.whence !== undefined && body.whence !== null && body.whence !== '') {
     if (body.whence !== 'oldest' && body.whence !== 'newest') throw new ApiError('E18207', `whence must be "oldest" or "newest", got ${JSON.stringify(body.whence)?.slice(0, 40)}`);
@@ -93,7 +104,7 @@ export function parseUpdate(cur: TransformSpec, body: Record<string, unknown>): 
   }
   const next: TransformSpec = { ...cur };
   if (has('interval')) next.interval = parseInterval(body.interval);
-  if (has('container')) next.container = parseContainer(body.container, 10_000);
+  if (has('container')) next.container = parseTransformContainer(body.container, cur.container);
   if (has('code')) {
     const code = parseCode(body);
     if (code) { next.mode = 'sql'; next.code = code; }
