@@ -152,3 +152,21 @@ function checkLevel(old: SchemaField[], next: SchemaField[], prefix: string): vo
     }
   }
 }
+
+/**
+ * The first two keys at one level of `schema` (nested maps included) that differ
+ * only in case, as dotted paths, or undefined. SQL names are case-insensitive:
+ * such a repo cannot be a table (nor a map a struct) for a SQL transform.
+ */
+export function caseClash(schema: readonly SchemaField[], prefix = ''): [string, string] | undefined {
+  const seen = new Map<string, string>();
+  for (const f of schema) {
+    const path = prefix === '' ? f.key : `${prefix}.${f.key}`;
+    const other = seen.get(f.key.toLowerCase());
+    if (other !== undefined) return [other, path];
+    seen.set(f.key.toLowerCase(), path);
+    const inner = f.schema ? caseClash(f.schema, path) : undefined;
+    if (inner) return inner;
+  }
+  return undefined;
+}

@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { ApiError } from '../errors.ts';
 import { compileSchema, decodeLine, escapeModeOf, parsePoints, type CompiledSchema, type EscapeMode } from '../ingest/points.ts';
 import type { ParsePool } from '../ingest/parse-pool.ts';
-import { checkSchemaUpdate, validateSchema } from '../ingest/schema.ts';
+import { caseClash, checkSchemaUpdate, validateSchema } from '../ingest/schema.ts';
 import { verbatimPayload } from '../ingest/validate.ts';
 import type { Point, SchemaField } from '../ingest/types.ts';
 import { LogFailedError } from '../storage/log/errors.ts';
@@ -137,10 +137,24 @@ export class RepoService {
     return this.meta.tx(() => {
       const cur = this.must(account, name);
       checkSchemaUpdate(cur.schema, next);
+      this.checkSqlReadable(account, name, next);
       const now = new Date().toISOString();
       this.meta.updateRepoSchema(account, name, next, now);
       return { ...cur, schema: next, updateTime: now };
     });
+  }
+
+  /**
+   * A SQL transform (without a plugin) reads the repo as a table: a new field that
+   * differs from another only in case would make that table impossible and stall
+   * the transform for good (fields cannot be removed again), so it is refused.
+   */
+  private checkSqlReadable(account: string, name: string, schema: SchemaField[]): void {
+    const reader = this.meta.listTransforms(account, name).find((t) => t.spec['code'] && !t.spec['plugin']);
+    const clash = reader ? caseClash(schema) : undefined;
+    if (reader && clash) {
+      throw new ApiError('E18128', `field "${clash[1]}" differs from "${clash[0]}" only in case, which SQL does not tell apart, and transform ${reader.name} reads this repo with SQL`);
+    }
   }
 
   /** Grows the schema by fields that are not there yet (derived repos whose transform added output). */
