@@ -126,4 +126,21 @@ describe('core API audit', () => {
     const plain = await makeRepo(s, fresh('plain'), [{ key: 'a', valtype: 'string' }]);
     assert.equal((await s.call({ method: 'PUT', url: `/v2/repos/${plain}`, body: { schema: [{ key: 'a', valtype: 'string' }, { key: 'A', valtype: 'long' }] } })).statusCode, 200);
   });
+
+  it('a SQL transform of a repo with a field named rowid reads every point once (the field hid the stage\'s row numbers)', async () => {
+    // Small runs read part of a staged chunk, which is where the row numbers matter.
+    const small = await startServer({ transformBatch: 2 });
+    try {
+      const src = await makeRepo(small, fresh('src'), [{ key: 'a', valtype: 'string' }, { key: 'RowId', valtype: 'long' }]);
+      const dest = fresh('dest');
+      const res = await small.call({ method: 'POST', url: `/v2/repos/${src}/transforms/t/to/${dest}`, body: { mode: 'sql', code: `select a, rowid from ${src}`, interval: '5s' } });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal((await push(small, src, 'a=1\tRowId=100\na=2\tRowId=100\na=3\tRowId=0\na=4\tRowId=1\na=5')).statusCode, 200);
+      for (let i = 0; i < 4; i++) await small.ctx.runner.runNow('alice', src, 't');
+      const read = JSON.parse((await small.call({ method: 'GET', url: `/v2/repos/${dest}/data?count=10` })).body).records;
+      assert.deepEqual(read, [{ a: '1', RowId: 100 }, { a: '2', RowId: 100 }, { a: '3', RowId: 0 }, { a: '4', RowId: 1 }, { a: '5' }]);
+    } finally {
+      await small.close();
+    }
+  });
 });

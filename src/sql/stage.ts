@@ -178,13 +178,18 @@ export class SourceStage {
   async query(from: number, to: number, sql: string, timeoutMs: number, maxRows?: number): Promise<StageQueryResult> {
     if (from < this.start || to > this.end || from >= to) throw new Error(`range [${from}, ${to}) is not staged ([${this.start}, ${this.end}))`);
     const cols = this.schema.map((f) => quoteIdent(f.key)).join(', ');
+    // A field named rowid (any case) hides DuckDB's rowid pseudo-column: rows are
+    // then picked by position (DuckDB keeps insertion order, which is offset order).
+    const byPosition = this.schema.some((f) => f.key.toLowerCase() === 'rowid');
     const parts: string[] = [];
     for (const c of this.chunks) {
       const lo = Math.max(from, c.base) - c.base;
       const hi = Math.min(to, c.base + c.count) - c.base;
       if (hi <= lo) continue;
-      const where = lo === 0 && hi === c.count ? '' : ` WHERE rowid >= ${lo} AND rowid < ${hi}`;
-      parts.push(`SELECT ${cols} FROM ${quoteIdent(c.table)}${where}`);
+      const select = `SELECT ${cols} FROM ${quoteIdent(c.table)}`;
+      if (lo === 0 && hi === c.count) parts.push(select);
+      else if (byPosition) parts.push(`(${select} LIMIT ${hi - lo} OFFSET ${lo})`);
+      else parts.push(`${select} WHERE rowid >= ${lo} AND rowid < ${hi}`);
     }
     const view = parts.join(' UNION ALL ');
     // Transforms of one source often run over the same range: the view is kept then.
