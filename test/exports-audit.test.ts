@@ -3,6 +3,7 @@
  * back where a user would read it (dead-letter repos, receivers, buckets).
  */
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
 import { getExport, startReceiver, waitFor, type Receiver } from './exports-helpers.ts';
@@ -49,5 +50,50 @@ describe('exports audit', () => {
     assert.equal(letters.length, 1);
     assert.equal(letters[0].record, String.raw`s=C:\\dir\t"q"`, 'the record is the stored line, byte for byte');
     assert.equal(letters[0].offset, 0);
+  });
+});
+
+describe('exports audit: mongo connection options', () => {
+  let s: TestServer;
+  let proxy: Server;
+  let proxyPort = 0;
+  let connections = 0;
+  before(async () => {
+    // 127.0.0.0/8 is denied: the "proxy" below must never be reached.
+    s = await startServer({ exportRetryMin: '10ms', exportRetryMax: '50ms', exportDeny: '127.0.0.0/8' });
+    proxy = createServer((sock) => {
+      connections++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    proxyPort = (proxy.address() as AddressInfo).port;
+  });
+  after(async () => {
+    await s.close();
+    await new Promise<void>((r) => proxy.close(() => r()));
+  });
+
+  it('refuses URI options that reach other hosts, read server files or fetch cloud credentials, and keeps the ordinary ones', async () => {
+    const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }]);
+    const create = (host: string) => s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${fresh('m')}`, body: { type: 'mongo', spec: { host, dbName: 'db', collName: 'c' } } });
+    const refused: Array<[string, RegExp]> = [
+      [`mongodb://10.255.255.1:27017/?proxyHost=127.0.0.1&proxyPort=${proxyPort}`, /proxyHost/],
+      ['mongodb://10.255.255.1:27017/?tls=true&TLSCAFILE=/etc/passwd', /tlsCAFile/],
+      ['mongodb://10.255.255.1:27017/?tls=true&tlsCertificateKeyFile=/etc/ssl/private/key.pem', /tlsCertificateKeyFile/],
+      ['mongodb://10.255.255.1:27017/?tls=true&tlsCRLFile=/etc/crl.pem', /tlsCRLFile/],
+      ['mongodb://10.255.255.1:27017/?authMechanism=MONGODB-AWS', /authMechanism MONGODB-AWS/],
+      ['mongodb://10.255.255.1:27017/?authMechanism=MONGODB-OIDC&authMechanismProperties=ENVIRONMENT:azure,TOKEN_RESOURCE:x', /authMechanism MONGODB-OIDC/],
+      ['mongodb://user@10.255.255.1:27017/?authMechanism=GSSAPI', /authMechanism GSSAPI/],
+    ];
+    for (const [host, msg] of refused) {
+      const r = await create(host);
+      assert.equal(errorCode(r), 'E18303', `${host}: ${r.body}`);
+      assert.match(JSON.parse(r.body).error, msg);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(connections, 0, 'no connection reached the denied proxy');
+    const ok = await create('mongodb://u:p@10.255.255.1:27017,10.255.255.2:27017/?replicaSet=rs0&authSource=admin&authMechanism=SCRAM-SHA-256&tls=true&connectTimeoutMS=1000');
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual(JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${repo}/exports` })).body).exports.length, 1);
   });
 });
