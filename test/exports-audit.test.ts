@@ -97,3 +97,28 @@ describe('exports audit: mongo connection options', () => {
     assert.deepEqual(JSON.parse((await s.call({ method: 'GET', url: `/v2/repos/${repo}/exports` })).body).exports.length, 1);
   });
 });
+
+describe('exports audit: kodo keys', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startServer();
+  });
+  after(() => s.close());
+
+  it('refuses a keyPrefix whose keys could not be stored (a key segment over 255 bytes, a key over 1024 bytes once offsets grow)', async () => {
+    const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }]);
+    const create = (keyPrefix: string) => s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${fresh('k')}`, body: { type: 'kodo', spec: { bucket: 'audit-keys', keyPrefix } } });
+    const cases: Array<[string, RegExp]> = [
+      ['a'.repeat(300), /longer than 255 bytes/],
+      [`${'é'.repeat(130)}/x`, /longer than 255 bytes/],
+      ['€€€/'.repeat(97), /longer than 1024 bytes/],
+    ];
+    for (const [prefix, msg] of cases) {
+      const r = await create(prefix);
+      assert.equal(r.statusCode, 400, `${prefix.slice(0, 20)}: ${r.statusCode}`);
+      assert.equal(errorCode(r), 'E18303', r.body);
+      assert.match(JSON.parse(r.body).error, msg);
+    }
+    assert.equal((await create(`${'b'.repeat(200)}/`)).statusCode, 200);
+  });
+});
