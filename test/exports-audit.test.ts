@@ -28,6 +28,17 @@ describe('exports audit', () => {
     await rx.close();
   });
 
+  it('sends a string that looks like the exact-long marker as the string it is (http json)', async () => {
+    const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }, { key: 'l', valtype: 'long' }]);
+    assert.equal((await push(s, repo, 's=\u0000big5\tl=9223372036854775807')).statusCode, 200);
+    const uri = `/${fresh('json')}`;
+    const name = fresh('ex');
+    assert.equal((await s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${name}`, body: { type: 'http', spec: { host: rx.host, uri, format: 'json' } } })).statusCode, 200);
+    await waitFor(() => rx.requests.some((r) => r.url === uri), 'the request');
+    const body = rx.requests.find((r) => r.url === uri)!.body;
+    assert.equal(body, '{"s":"\\u0000big5","l":9223372036854775807}');
+  });
+
   it('writes dead letters as the stored record, and refuses a deadLetterRepo whose escape mode would alter them on read', async () => {
     const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }]);
     const uri = `/${fresh('refuse')}`;
