@@ -39,6 +39,25 @@ describe('exports audit', () => {
     assert.equal(body, '{"s":"\\u0000big5","l":9223372036854775807}');
   });
 
+  it('previews a logdb export without creating the log repo or adding fields to an existing one', async () => {
+    const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }, { key: 'n', valtype: 'long' }]);
+    assert.equal((await push(s, repo, 's=a\tn=1')).statusCode, 200);
+    const preview = (dest: string) => s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${fresh('l')}/preview`, body: { type: 'logdb', spec: { destRepoName: dest } } });
+    const fresh1 = fresh('dest').toLowerCase();
+    const p = await preview(fresh1);
+    assert.equal(p.statusCode, 200, p.body);
+    assert.deepEqual(JSON.parse(p.body).rendered.docs, [{ s: 'a', n: 1 }]);
+    assert.equal((await s.call({ method: 'GET', url: `/v5/repos/${fresh1}` })).statusCode, 404, 'no log repo created by a preview');
+    const existing = fresh('dest').toLowerCase();
+    const made = await s.call({ method: 'POST', url: `/v5/repos/${existing}`, body: { region: 'nb', retention: '3d', schema: [{ key: 's', valtype: 'string', analyzer: 'standard' }] } });
+    assert.equal(made.statusCode, 200, made.body);
+    const p2 = await preview(existing);
+    assert.equal(p2.statusCode, 200, p2.body);
+    assert.deepEqual(JSON.parse(p2.body).rendered.docs, [{ s: 'a', n: 1 }]);
+    const schema = JSON.parse((await s.call({ method: 'GET', url: `/v5/repos/${existing}` })).body).schema;
+    assert.deepEqual(schema.map((f: { key: string }) => f.key), ['s'], 'the existing log repo keeps its schema');
+  });
+
   it('writes dead letters as the stored record, and refuses a deadLetterRepo whose escape mode would alter them on read', async () => {
     const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }]);
     const uri = `/${fresh('refuse')}`;

@@ -56,8 +56,8 @@ export class ExportService {
   }
 
   /** The sink's check plus the common fields; returns the spec to store. */
-  private async validate(account: string, name: string, repo: RepoRow, kind: SinkKind, spec: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const stored = await kind.validate(spec, { account, repo, config: this.config });
+  private async validate(account: string, name: string, repo: RepoRow, kind: SinkKind, spec: Record<string, unknown>, preview = false): Promise<Record<string, unknown>> {
+    const stored = await kind.validate(spec, { account, repo, config: this.config, preview });
     const dl = commonSpec(name, stored).deadLetterRepo;
     checkCommonSpec(name, stored, repo, this.meta.getRepo(account, dl));
     return stored;
@@ -139,7 +139,7 @@ export class ExportService {
     } else {
       p = parseBody(body);
     }
-    const spec = await this.validate(account, name, repo, p.kind, p.spec);
+    const spec = await this.validate(account, name, repo, p.kind, p.spec, true);
     const log = await this.repos.log(account, repo);
     const from = Math.max(log.startOffset(), log.endOffset() - count);
     const r = await log.read(from, count);
