@@ -58,6 +58,16 @@ describe('exports audit', () => {
     assert.deepEqual(schema.map((f: { key: string }) => f.key), ['s'], 'the existing log repo keeps its schema');
   });
 
+  it('creates no log repo for a logdb export refused for a bad common field', async () => {
+    const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }]);
+    for (const extra of [{ deadLetterRepo: 'not a name' }, { omitInvalid: 'yes' }, { deadLetterRepo: repo }]) {
+      const dest = fresh('dest').toLowerCase();
+      const r = await s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${fresh('l')}`, body: { type: 'logdb', spec: { destRepoName: dest, ...extra } } });
+      assert.equal(errorCode(r), 'E18303', r.body);
+      assert.equal((await s.call({ method: 'GET', url: `/v5/repos/${dest}` })).statusCode, 404, `no log repo after ${JSON.stringify(extra)}`);
+    }
+  });
+
   it('writes dead letters as the stored record, and refuses a deadLetterRepo whose escape mode would alter them on read', async () => {
     const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }]);
     const uri = `/${fresh('refuse')}`;
