@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
+import { startMongoStandin, type MongoStandin } from './fixtures/mongo-standin.ts';
 import { getExport, startReceiver, waitFor, type Receiver } from './exports-helpers.ts';
 
 const DEAD_LETTER_FIELDS = [
@@ -160,5 +161,32 @@ describe('exports audit: kodo keys', () => {
       assert.match(JSON.parse(r.body).error, msg);
     }
     assert.equal((await create(`${'b'.repeat(200)}/`)).statusCode, 200);
+  });
+});
+
+describe('exports audit: mongo field names', () => {
+  let s: TestServer;
+  let mongo: MongoStandin;
+  before(async () => {
+    mongo = await startMongoStandin();
+    s = await startServer({ exportRetryMin: '10ms', exportRetryMax: '50ms' });
+  });
+  after(async () => {
+    await s.close();
+    await mongo.close();
+  });
+
+  it('writes a field named __proto__ (a valid repo field name) into documents and update filters', async () => {
+    const repo = await makeRepo(s, fresh('repo'), [{ key: '__proto__', valtype: 'string' }, { key: 'n', valtype: 'long' }]);
+    assert.equal((await push(s, repo, '__proto__=a\tn=1\n__proto__=b\tn=2')).statusCode, 200);
+    const ins = fresh('c');
+    const ups = fresh('c');
+    const create = (name: string, spec: Record<string, unknown>) => s.call({ method: 'POST', url: `/v2/repos/${repo}/exports/${name}`, body: { type: 'mongo', spec: { host: mongo.host, dbName: 'db', ...spec } } });
+    assert.equal((await create('ins', { collName: ins })).statusCode, 200);
+    assert.equal((await create('ups', { collName: ups, mode: 'UPSERT', updateKey: ['__proto__'] })).statusCode, 200);
+    for (const n of ['ins', 'ups']) await waitFor(async () => (await getExport(s, repo, n)).status.lag.points === 0, n);
+    const own = (d: Record<string, unknown>) => [Object.getOwnPropertyDescriptor(d, '__proto__')?.value, d.n];
+    assert.deepEqual(mongo.docs('db', ins).map(own), [['a', 1n], ['b', 2n]]);
+    assert.deepEqual(mongo.docs('db', ups).map(own), [['a', 1n], ['b', 2n]], 'one document per __proto__ value, not one updated twice');
   });
 });
