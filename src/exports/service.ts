@@ -55,12 +55,11 @@ export class ExportService {
     if (!NAME_RE.test(name)) throw new ApiError('E18305', `export name "${name.slice(0, 64)}" must match ^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`);
   }
 
-  /** The sink's check plus the common fields; returns the spec to store. */
-  private async validate(account: string, name: string, repo: RepoRow, kind: SinkKind, spec: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const stored = await kind.validate(spec, { account, repo, config: this.config });
-    const dl = commonSpec(name, stored).deadLetterRepo;
-    checkCommonSpec(name, stored, repo, this.meta.getRepo(account, dl));
-    return stored;
+  /** The common fields plus the sink's check; returns the spec to store. */
+  private async validate(account: string, name: string, repo: RepoRow, kind: SinkKind, spec: Record<string, unknown>, preview = false): Promise<Record<string, unknown>> {
+    // The common fields first: a sink's check may create its target (logdb), which a refused spec must not leave behind.
+    checkCommonSpec(name, spec, repo, this.meta.getRepo(account, commonSpec(name, spec).deadLetterRepo));
+    return kind.validate(spec, { account, repo, config: this.config, preview });
   }
 
   async create(account: string, repoName: string, name: string, body: Record<string, unknown>): Promise<ExportRow> {
@@ -139,7 +138,7 @@ export class ExportService {
     } else {
       p = parseBody(body);
     }
-    const spec = await this.validate(account, name, repo, p.kind, p.spec);
+    const spec = await this.validate(account, name, repo, p.kind, p.spec, true);
     const log = await this.repos.log(account, repo);
     const from = Math.max(log.startOffset(), log.endOffset() - count);
     const r = await log.read(from, count);

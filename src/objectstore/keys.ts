@@ -12,6 +12,8 @@ export const TEMP_PREFIX = '.pipeline-tmp-';
 
 /** Longest key in UTF-8 bytes (S3's limit). */
 export const MAX_KEY_BYTES = 1024;
+/** Longest key segment in UTF-8 bytes (a file or folder name in a folder bucket: NAME_MAX). */
+export const MAX_SEGMENT_BYTES = 255;
 
 /** Why `bucket` is not a valid bucket name, or undefined when it is. */
 export function bucketProblem(bucket: string): string | undefined {
@@ -24,7 +26,8 @@ export function bucketProblem(bucket: string): string | undefined {
 /**
  * Why `key` is not a valid object key, or undefined. Keys are relative
  * '/'-separated paths: no leading '/', no empty, '.' or '..' segment, no
- * backslash or control character, at most 1024 UTF-8 bytes, and no segment
+ * backslash or control character, at most 1024 UTF-8 bytes, segments of at
+ * most 255 bytes (the file name limit of folder buckets), and no segment
  * starting with the temp prefix. A trailing '/' is refused too: it would
  * name a folder, not an object.
  */
@@ -35,6 +38,7 @@ export function keyProblem(key: string): string | undefined {
   if (/[\u0000-\u001f\u007f\\]/.test(key)) return `the object key "${key.slice(0, 80)}" contains a control character or a backslash`;
   for (const seg of key.split('/')) {
     if (seg === '' || seg === '.' || seg === '..') return `the object key "${key.slice(0, 80)}" has an empty, "." or ".." path segment (or starts or ends with "/")`;
+    if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) return `the object key "${key.slice(0, 80)}" has a path segment longer than ${MAX_SEGMENT_BYTES} bytes`;
     if (seg.startsWith(TEMP_PREFIX)) return `the object key "${key.slice(0, 80)}" uses the reserved name prefix "${TEMP_PREFIX}"`;
   }
   return undefined;

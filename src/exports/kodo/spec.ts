@@ -33,6 +33,7 @@ export const ROTATE_INTERVAL = { default: 30, min: 30, max: 600 };
 export const ROTATE_SIZE = { default: 5 * 1024 * 1024, min: 1, max: 1024 * 1024 * 1024 };
 const MAX_RETENTION_DAYS = 36500;
 const MAX_PREFIX = 512;
+const WIDEST_OFFSET = 999_999_999_999_999;
 /** Output column names: what csv headers, json keys and parquet columns can all carry. */
 const COLUMN_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 const FORMATS: readonly KodoFormat[] = ['json', 'text', 'csv', 'parquet'];
@@ -73,7 +74,8 @@ function keyPrefix(spec: Record<string, unknown>): string {
   const unknown = unknownVariables(p);
   if (unknown.length > 0) bad(`keyPrefix uses $(${unknown[0]}), which is not a magic variable (known: $(year) $(mon) $(day) $(hour) $(min) $(sec))`);
   // A sample key shows whether every key the prefix can produce is a valid object key.
-  const problem = keyProblem(fileKey(evaluateBase(p, Date.UTC(2017, 0, 12, 15, 30), 'UTC'), '00000000', 0, 1, 'json'));
+  // The widest key: offsets of 15 digits (the log's limit) and the longest extension.
+  const problem = keyProblem(fileKey(evaluateBase(p, Date.UTC(2017, 0, 12, 15, 30), 'UTC'), '00000000', WIDEST_OFFSET, WIDEST_OFFSET, 'json.gz'));
   if (problem) bad(`keyPrefix ${JSON.stringify(p).slice(0, 80)} does not make valid object keys: ${problem}`);
   return p;
 }

@@ -3,7 +3,7 @@ import type { Row } from '../../logstore/convert.ts';
 import { valueAt } from '../shared/fields.ts';
 import { RetryableSinkError, type DeliveryResult, type ExportBatch, type Rejected, type Sink, type SinkContext, type SinkKind } from '../shared/sink.ts';
 import { Bad, flatPlan, flatRow } from './flat.ts';
-import { destName, ensureRepo, parseMapping, store, type Mapping } from './spec.ts';
+import { checkRepo, destName, ensureRepo, parseMapping, store, type Mapping } from './spec.ts';
 
 /** Every `.` in the keys of a jsonstring object becomes `_` (official-extensions 1.9), at any depth. */
 function underscoreKeys(v: unknown): unknown {
@@ -109,6 +109,17 @@ class LogDbSink implements Sink {
   }
 
   async preview(batch: ExportBatch) {
+    // Without the log repo, or with fields it would still gain, the documents are shown as mapped (nothing is created or changed).
+    if (!checkRepo(store(this.ctx.config.dataDir), this.ctx.account, this.dest, this.mapping)) {
+      const docs: Array<Record<string, unknown>> = [];
+      const rejected: Rejected[] = [];
+      batch.points().forEach((p, i) => {
+        const d = toDoc(this.mapping, p);
+        if (d instanceof Bad) rejected.push({ offset: batch.from + i, error: d.error });
+        else if (d !== 'empty' || !this.omitEmpty) docs.push(d === 'empty' ? {} : d);
+      });
+      return { rendered: { destRepoName: this.dest, docs }, rejected };
+    }
     const { docs, rejected } = this.render(batch, 0);
     return { rendered: { destRepoName: this.dest, docs }, rejected };
   }
@@ -125,8 +136,9 @@ export const logdbSink: SinkKind = {
     for (const k of ['omitInvalid', 'omitEmpty'] as const) {
       if (spec[k] !== undefined && spec[k] !== null && typeof spec[k] !== 'boolean') throw new ApiError('E18303', `${k} must be true or false`);
     }
-    // The SDK's AutoExportToLogDB creates the log repo first; otherwise it is created here.
-    await ensureRepo(store(ctx.config.dataDir), ctx.account, dest, ctx.repo.region, mapping);
+    // The SDK's AutoExportToLogDB creates the log repo first; otherwise it is created here (a preview only checks).
+    if (ctx.preview) checkRepo(store(ctx.config.dataDir), ctx.account, dest, mapping);
+    else await ensureRepo(store(ctx.config.dataDir), ctx.account, dest, ctx.repo.region, mapping);
     return spec;
   },
   create: (spec, ctx) => new LogDbSink(spec, ctx),

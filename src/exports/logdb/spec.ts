@@ -119,6 +119,17 @@ export async function ensureRepo(logdb: LogDb, account: string, dest: string, re
   return repo;
 }
 
+/**
+ * Checks the mapping against the log repo without changing it (E18303 for a
+ * field of an incompatible type): true when the repo exists and already
+ * holds every mapped field.
+ */
+export function checkRepo(logdb: LogDb, account: string, dest: string, mapping: readonly Mapping[]): boolean {
+  const repo = logdb.find(account, dest);
+  if (!repo) return false;
+  return mergeSchema(repo.def.schema, deriveSchema(mapping)) === undefined;
+}
+
 /** The destination name: the SDK lower-cases it before sending; we insist on the LogDB rule. */
 export function destName(spec: Record<string, unknown>): string {
   const d = spec.destRepoName;

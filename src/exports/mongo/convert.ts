@@ -39,6 +39,16 @@ export function bsonValue(field: SchemaField | undefined, v: unknown): unknown {
   }
 }
 
+/**
+ * Sets `doc[k]` as an own property: `__proto__` is a valid repo field name,
+ * and a plain assignment would set the prototype instead (the field was
+ * silently dropped, and an updateKey of that name left the filter empty).
+ */
+export function setField(doc: Document, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(doc, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else doc[k] = v;
+}
+
 const byKey = new WeakMap<readonly SchemaField[], Map<string, SchemaField>>();
 
 /** A whole record as a document, field by field (added to `out`). */
@@ -47,7 +57,7 @@ export function recordDoc(schema: readonly SchemaField[], point: Point, out: Doc
   if (!fields) byKey.set(schema, (fields = new Map(schema.map((f) => [f.key, f]))));
   for (const k in point) {
     const b = bsonValue(fields.get(k), point[k]);
-    if (b !== undefined) out[k] = b;
+    if (b !== undefined) setField(out, k, b);
   }
   return out;
 }
@@ -65,7 +75,7 @@ function fill(t: Template, point: Point): unknown {
       const out: Document = {};
       for (const [k, v] of t.entries) {
         const x = fill(v, point);
-        if (x !== undefined) out[k] = x;
+        if (x !== undefined) setField(out, k, x);
       }
       return out;
     }
@@ -97,7 +107,7 @@ export function operation(plan: MongoPlan, schema: readonly SchemaField[], point
   for (const k of plan.updateKey) {
     const v = bsonValue(k.field, k.path.length === 1 ? point[k.path[0] as string] : valueAt(point, k.path));
     if (v === undefined) throw new Unfit(`updateKey field "${k.name}" has no value: the record cannot be matched to a document`);
-    filter[k.name] = v;
+    setField(filter, k.name, v);
   }
   let update: Document;
   if (plan.operators) {

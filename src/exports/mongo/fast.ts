@@ -13,7 +13,7 @@ import { Double, type AnyBulkWriteOperation, type Document } from 'mongodb';
 import { K_BOOLEAN, K_DATE, K_FLOAT, K_LONG, K_STRING, type CompiledSchema } from '../../ingest/compiled.ts';
 import { unescapeText } from '../../ingest/escapes.ts';
 import { isFloat, isLong } from '../../ingest/scalars.ts';
-import type { OpContext } from './convert.ts';
+import { setField, type OpContext } from './convert.ts';
 import type { MongoPlan } from './spec.ts';
 
 /** The operation for one stored line, or undefined to take the general path. */
@@ -47,7 +47,7 @@ export function fastInsert(plan: MongoPlan, schema: CompiledSchema): FastOp | un
         if (f === undefined) return undefined; // kept as text by decodeLine: the general path
         at = eq + 1;
       }
-      if (doc[f.key] !== undefined) return undefined;
+      if (Object.hasOwn(doc, f.key) && doc[f.key] !== undefined) return undefined;
       let v: unknown;
       switch (f.kind) {
         case K_STRING:
@@ -78,7 +78,7 @@ export function fastInsert(plan: MongoPlan, schema: CompiledSchema): FastOp | un
         default:
           return undefined;
       }
-      doc[f.key] = v;
+      setField(doc, f.key, v);
       guess = f.index + 1;
       pos = tab + 1;
     }

@@ -51,6 +51,14 @@ function str(spec: Record<string, unknown>, key: string): string {
   return v;
 }
 
+/**
+ * URI options refused in user specs: a SOCKS proxy is connected to without the
+ * outbound policy's lookup, and the TLS file options read files of this server.
+ */
+const REFUSED_OPTIONS = ['proxyHost', 'proxyPort', 'proxyUsername', 'proxyPassword', 'tlsCAFile', 'tlsCertificateKeyFile', 'tlsCertificateKeyFilePassword', 'tlsCRLFile'];
+/** Mechanisms that fetch this server's cloud or Kerberos credentials (metadata endpoints, keytabs) and hand them to the target. */
+const REFUSED_MECHANISMS: readonly string[] = ['MONGODB-AWS', 'MONGODB-OIDC', 'GSSAPI'];
+
 /** The connection string for `host`, and the hosts to check against the outbound policy. */
 function connection(host: string, policy: OutboundPolicy): string {
   const uri = /^mongodb(\+srv)?:\/\//.test(host) ? host : `mongodb://${host}/`;
@@ -58,12 +66,20 @@ function connection(host: string, policy: OutboundPolicy): string {
     bad(`host must be "ip:port", "h1:p1,h2:p2" or a mongodb:// URI, got ${JSON.stringify(host.slice(0, 100))}`);
   }
   let hosts: string[];
+  let options: MongoClient['options'];
   try {
     // Parses only (no connection): the driver's own URI rules, including its errors.
-    hosts = new MongoClient(uri).options.hosts.map((h) => h.host ?? '').filter((h) => h !== '');
+    options = new MongoClient(uri).options;
+    hosts = options.hosts.map((h) => h.host ?? '').filter((h) => h !== '');
   } catch (err) {
     bad(`host: ${(err as Error).message}`);
   }
+  // Options the driver acts on outside the connection to `hosts` (checked on the parsed options, as URI option names are case-insensitive).
+  for (const k of REFUSED_OPTIONS) {
+    if ((options as unknown as Record<string, unknown>)[k] !== undefined) bad(`host: the URI option ${k} is not allowed in exports (it would reach another host or read files of this server)`);
+  }
+  const mechanism = options.credentials?.mechanism;
+  if (mechanism && REFUSED_MECHANISMS.includes(mechanism)) bad(`host: authMechanism ${mechanism} is not allowed in exports (it fetches credentials of this server's environment); use SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN`);
   for (const h of hosts) {
     try {
       policy.checkHost(h);

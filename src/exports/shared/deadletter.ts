@@ -1,6 +1,6 @@
 import { compileSchema, encodePoint } from '../../ingest/points.ts';
 import type { SchemaField } from '../../ingest/types.ts';
-import type { RepoService } from '../../services/repos.ts';
+import { repoEscapeMode, type RepoService } from '../../services/repos.ts';
 import type { MetaStore, RepoRow } from '../../storage/meta.ts';
 
 /** Fields of a dead-letter repo: an ordinary typed repo users query and replay from. */
@@ -15,7 +15,8 @@ const COMPILED = compileSchema(DEAD_LETTER_SCHEMA);
 
 /**
  * Why an existing repo cannot hold dead letters (a dead-letter field missing or of
- * another type, or a required field dead letters do not have), or undefined when it can.
+ * another type, a required field dead letters do not have, written by a transform, or
+ * an escape mode other than the reference's), or undefined when it can.
  */
 export function deadLetterMisfit(repo: RepoRow): string | undefined {
   for (const f of DEAD_LETTER_SCHEMA) {
@@ -27,6 +28,9 @@ export function deadLetterMisfit(repo: RepoRow): string | undefined {
   const extra = repo.schema.find((s) => s.required && !DEAD_LETTER_SCHEMA.some((d) => d.key === s.key));
   if (extra) return `repo ${repo.name} requires field "${extra.key}", which dead letters do not have`;
   if (repo.derivedFrom) return `repo ${repo.name} is written by transform ${repo.derivedFrom}`;
+  // Dead letters are written with the reference escapes: a repo created with options.unescapeLine
+  // would read their backslashes (and, unescapeLine false, their TABs) back as other text.
+  if (repoEscapeMode(repo) !== 'reference') return `repo ${repo.name} was created with options.unescapeLine, which would alter the records' backslashes and TABs on read`;
   return undefined;
 }
 

@@ -109,6 +109,8 @@ export interface SpecContext {
   account: string;
   repo: RepoRow;
   config: Config;
+  /** Checking for a preview: validate must not change anything (create a target, alter its schema). */
+  preview?: boolean;
 }
 
 /** One sink kind: registered once in exports/registry.ts. */
