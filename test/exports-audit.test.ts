@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { errorCode, fresh, makeRepo, push, startServer, type TestServer } from './helpers.ts';
 import { startMongoStandin, type MongoStandin } from './fixtures/mongo-standin.ts';
-import { getExport, startReceiver, waitFor, type Receiver } from './exports-helpers.ts';
+import { FAST_RETRIES, getExport, startWithReceiver, waitFor, type Receiver } from './exports-helpers.ts';
 
 const DEAD_LETTER_FIELDS = [
   { key: 'record', valtype: 'string', required: true },
@@ -20,14 +20,9 @@ const DEAD_LETTER_FIELDS = [
 describe('exports audit', () => {
   let s: TestServer;
   let rx: Receiver;
-  before(async () => {
-    s = await startServer({ exportRetryMin: '10ms', exportRetryMax: '50ms' });
-    rx = await startReceiver();
-  });
-  after(async () => {
-    await s.close();
-    await rx.close();
-  });
+  let close: () => Promise<void>;
+  before(async () => ({ s, rx, close } = await startWithReceiver()));
+  after(() => close());
 
   it('sends a string that looks like the exact-long marker as the string it is (http json)', async () => {
     const repo = await makeRepo(s, fresh('repo'), [{ key: 's', valtype: 'string' }, { key: 'l', valtype: 'long' }]);
@@ -168,13 +163,9 @@ describe('exports audit: mongo field names', () => {
   let s: TestServer;
   let mongo: MongoStandin;
   before(async () => {
-    mongo = await startMongoStandin();
-    s = await startServer({ exportRetryMin: '10ms', exportRetryMax: '50ms' });
+    [mongo, s] = await Promise.all([startMongoStandin(), startServer(FAST_RETRIES)]);
   });
-  after(async () => {
-    await s.close();
-    await mongo.close();
-  });
+  after(() => Promise.all([s.close(), mongo.close()]));
 
   it('writes a field named __proto__ (a valid repo field name) into documents and update filters', async () => {
     const repo = await makeRepo(s, fresh('repo'), [{ key: '__proto__', valtype: 'string' }, { key: 'n', valtype: 'long' }]);

@@ -1,7 +1,7 @@
 /** Helpers of the export tests: a real HTTP receiver on a free port, and waiting on export status. */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { TestServer } from './helpers.ts';
+import { startServer, type TestServer } from './helpers.ts';
 
 export interface Received {
   method: string;
@@ -68,3 +68,14 @@ export async function getExport(s: TestServer, repo: string, name: string): Prom
   if (res.statusCode !== 200) throw new Error(`GET export ${repo}/${name}: ${res.statusCode} ${res.body}`);
   return JSON.parse(res.body);
 }
+
+/** Fast retries, so tests of failing deliveries settle in milliseconds. */
+export const FAST_RETRIES = { exportRetryMin: '10ms', exportRetryMax: '50ms' };
+
+/** A server with fast export retries and a real HTTP receiver (both closed by `close`). */
+export async function startWithReceiver(): Promise<{ s: TestServer; rx: Receiver; close(): Promise<void> }> {
+  const s = await startServer(FAST_RETRIES);
+  const rx = await startReceiver();
+  return { s, rx, close: async () => { await s.close(); await rx.close(); } };
+}
+
