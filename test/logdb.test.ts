@@ -116,6 +116,29 @@ describe('LogDB v5 writes', () => {
   before(async () => { s = await startServer(); });
   after(async () => { await s.close(); });
 
+  it('stores and finds fields named like Object.prototype members (__proto__, constructor, toString), nested too', async () => {
+    const r = name();
+    const schema = sdkSchema([
+      { key: '__proto__', valtype: 'string', analyzer: 'keyword' },
+      { key: 'constructor', valtype: 'long' },
+      { key: 'm', valtype: 'object', nested: [{ key: 'toString', valtype: 'string', analyzer: 'keyword' }, { key: '__proto__', valtype: 'long' }] },
+    ]);
+    const created = await createLogRepo({ s }, r, schema);
+    assert.equal(created.statusCode, 200, created.body);
+    const docs = JSON.parse('[{"__proto__":"p1","constructor":7,"m":{"toString":"t1","__proto__":3}},{"__proto__":"p2","constructor":8,"m":{"toString":"t2","__proto__":4}}]');
+    assert.deepEqual(json(await sendLog({ s }, r, docs)), { success: 2, failed: 0, total: 2 });
+    const q = json<{ total: number; data: Array<Record<string, unknown>> }>(await queryLog({ s }, r, { q: '__proto__:p1', size: 10 }));
+    assert.equal(q.total, 1);
+    const doc = q.data[0]!;
+    assert.equal(Object.getOwnPropertyDescriptor(doc, '__proto__')?.value, 'p1');
+    assert.equal(Object.getOwnPropertyDescriptor(doc, 'constructor')?.value, 7);
+    const m = Object.getOwnPropertyDescriptor(doc, 'm')?.value as Record<string, unknown>;
+    assert.equal(Object.getOwnPropertyDescriptor(m, 'toString')?.value, 't1');
+    assert.equal(Object.getOwnPropertyDescriptor(m, '__proto__')?.value, 3);
+    assert.equal(json<{ total: number }>(await queryLog({ s }, r, { q: 'constructor:8', size: 10 })).total, 1);
+    assert.equal(json<{ total: number }>(await queryLog({ s }, r, { q: 'm.toString:t2', size: 10 })).total, 1);
+  });
+
   it('runs the Go SDK TestSendAndQueryLog flow: 20 logs, histogram, range query sorted, scroll 12 then 8', async () => {
     const r = name();
     await createLogRepo({ s }, r, SDK_SCHEMA);

@@ -1,3 +1,4 @@
+import { setProp } from '../ingest/json-lex.ts';
 import type { LogField, LogType } from './schema.ts';
 
 /** A document ready to insert: column values, the JSON kept for reads, multi-valued paths. */
@@ -60,7 +61,7 @@ export function convertDoc(input: unknown, schema: readonly LogField[], columns:
 
 function walk(src: Record<string, unknown>, schema: readonly LogField[], prefix: string, row: Row, out: Record<string, unknown>, columns: ReadonlyMap<string, number>): string | undefined {
   for (const f of schema) {
-    const v = src[f.key];
+    const v = Object.hasOwn(src, f.key) ? src[f.key] : undefined; // own only: a key may be "constructor"
     if (v === undefined || v === null) continue;
     const path = prefix + f.key;
     if (f.valtype === 'object') {
@@ -69,9 +70,9 @@ function walk(src: Record<string, unknown>, schema: readonly LogField[], prefix:
         const child: Record<string, unknown> = {};
         const e = walk(v as Record<string, unknown>, f.nested, `${path}.`, row, child, columns);
         if (e) return e;
-        out[f.key] = child;
+        setProp(out, f.key, child);
       } else {
-        out[f.key] = v;
+        setProp(out, f.key, v);
       }
       continue;
     }
@@ -79,7 +80,7 @@ function walk(src: Record<string, unknown>, schema: readonly LogField[], prefix:
     if (!Array.isArray(v)) {
       const c = scalar(f.valtype, v);
       if (typeof c === 'object') return `field "${path}": ${c.error}`;
-      out[f.key] = v;
+      setProp(out, f.key, v);
       row.values[col] = c;
       continue;
     }
@@ -91,7 +92,7 @@ function walk(src: Record<string, unknown>, schema: readonly LogField[], prefix:
       conv.push(c);
     }
     if (conv.length === 0) continue;
-    out[f.key] = v;
+    setProp(out, f.key, v);
     if (conv.length === 1) row.values[col] = conv[0]!;
     // Analyzed text of several values is indexed as one text; exact-match types go through the mv table.
     else if (f.valtype === 'string' && (f.analyzer ?? 'standard') !== 'keyword') row.values[col] = conv.join('\n');

@@ -1,3 +1,5 @@
+import { setProp } from '../ingest/json-lex.ts';
+
 /** The highlight object of a search (official-extensions 3.4); null and 0 mean the defaults (3.9). */
 export interface HighlightSpec {
   pre_tags?: string[] | null;
@@ -31,10 +33,10 @@ export function highlighter(spec: HighlightSpec, terms: Map<string, string[]>, s
     const out: Record<string, string[]> = {};
     for (const f of fields) {
       const words = wordsFor(f);
-      const v = f.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), doc);
+      const v = f.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' && Object.hasOwn(o, k) ? (o as Record<string, unknown>)[k] : undefined), doc);
       if (typeof v !== 'string' || words.length === 0) continue;
       const frag = mark(v, words, pre, post, size);
-      if (frag) out[f] = [frag];
+      if (frag) setProp(out, f, [frag]);
     }
     return Object.keys(out).length ? out : undefined;
   };

@@ -44,8 +44,12 @@ export function planColumns(def: RepoDef, layout: Layout): Column[] {
   const flat = flatten(def.schema);
   if (def.fullText.enabled) flat.push({ path: ALL_FIELD, type: 'string', analyzer: def.fullText.analyzer || 'standard', dynamic: false });
   return flat.map((f) => {
-    const col = layout.columns[f.path] ?? `c${layout.nextCol++}`;
-    layout.columns[f.path] = col;
+    // Own properties only: a path may be "__proto__" or "constructor".
+    let col = Object.hasOwn(layout.columns, f.path) ? layout.columns[f.path] : undefined;
+    if (col === undefined) {
+      col = `c${layout.nextCol++}`;
+      Object.defineProperty(layout.columns, f.path, { value: col, enumerable: true, writable: true, configurable: true });
+    }
     const kind = f.type === 'string' ? analyzerKind(f.analyzer) : undefined;
     const fts = kind && 'fts' in kind ? kind.fts : undefined;
     const keyword = f.type === 'string' && f.analyzer === 'keyword';

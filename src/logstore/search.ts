@@ -1,3 +1,4 @@
+import { setProp } from '../ingest/json-lex.ts';
 import type Database from 'better-sqlite3';
 import { ApiError } from '../errors.ts';
 import { highlighter, type HighlightSpec } from './highlight.ts';
@@ -101,7 +102,7 @@ export function render(rows: Array<{ id: number; doc: string }>, view: View): Ar
     let out: Record<string, unknown> = { id: String(r.id), ...doc };
     if (fields) {
       out = { id: String(r.id) };
-      for (const f of fields) if (f in doc) out[f] = doc[f];
+      for (const f of fields) if (Object.hasOwn(doc, f)) setProp(out, f, doc[f]);
     }
     const h = hl?.(doc);
     if (h) out.highlight = h;
