@@ -6,6 +6,7 @@
  * sandbox) means a plugin can never hand the server an object with getters,
  * prototypes or fields nobody declared.
  */
+import { setProp } from '../ingest/json-lex.ts';
 import type { Point } from '../ingest/types.ts';
 import { PluginRunError } from './errors.ts';
 
@@ -102,8 +103,7 @@ export function enforceOutput(rows: unknown, output: readonly OutputField[], lab
         throw new PluginRunError(`${label}: output field "${name}" is declared ${type} but output point #${i} has ${preview(value)}`);
       }
       // "__proto__" is a legal field name; plain assignment would set the prototype instead.
-      if (name === '__proto__') Object.defineProperty(point, name, { value: coerced, enumerable: true, writable: true, configurable: true });
-      else point[name] = coerced;
+      setProp(point, name, coerced);
     }
     points.push(point);
   }

@@ -5,6 +5,7 @@
  * string and jsonstring -> as they are, array -> array, map -> embedded
  * document.
  */
+import { setProp } from '../../ingest/json-lex.ts';
 import { Double, type AnyBulkWriteOperation, type Document } from 'mongodb';
 import type { Point, SchemaField } from '../../ingest/types.ts';
 import { valueAt } from '../shared/fields.ts';
@@ -44,10 +45,7 @@ export function bsonValue(field: SchemaField | undefined, v: unknown): unknown {
  * and a plain assignment would set the prototype instead (the field was
  * silently dropped, and an updateKey of that name left the filter empty).
  */
-export function setField(doc: Document, k: string, v: unknown): void {
-  if (k === '__proto__') Object.defineProperty(doc, k, { value: v, enumerable: true, writable: true, configurable: true });
-  else doc[k] = v;
-}
+export const setField = (doc: Document, k: string, v: unknown): void => setProp(doc, k, v);
 
 const byKey = new WeakMap<readonly SchemaField[], Map<string, SchemaField>>();
 
